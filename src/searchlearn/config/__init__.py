@@ -1,0 +1,13 @@
+from searchlearn.config.load import (
+    ConfigError,
+    available_experiments,
+    flatten,
+    load_config,
+    subtree,
+    to_yaml,
+    validate,
+)
+from searchlearn.config.schema import ExperimentConfig
+
+__all__ = ["ConfigError", "ExperimentConfig", "available_experiments", "flatten", "load_config", "subtree",
+           "to_yaml", "validate"]

@@ -1,0 +1,174 @@
+"""Load an experiment: schema <- conf/base.yaml <- conf/experiment/<name>.yaml <- CLI
+dotlist overrides, then validate. Every failure is a ConfigError that names the
+key, file or variant, raised before any model or dataset is touched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from searchlearn.config.schema import ExperimentConfig
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def conf_dir(explicit: str | Path | None = None) -> Path:
+    """Explicit path, else $SEARCHLEARN_CONF_DIR, else ./conf, else the repo's conf/."""
+    candidates = [explicit, os.environ.get("SEARCHLEARN_CONF_DIR"), Path.cwd() / "conf",
+                  Path(__file__).resolve().parents[3] / "conf"]
+    for c in candidates:
+        if c and (Path(c) / "base.yaml").is_file():
+            return Path(c)
+    raise ConfigError("no config directory with base.yaml found (set SEARCHLEARN_CONF_DIR)")
+
+
+def available_experiments(conf: str | Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (conf_dir(conf) / "experiment").glob("*.yaml"))
+
+
+def experiment_path(experiment: str, conf: str | Path | None = None) -> Path:
+    """A variant name from conf/experiment/, or a path to a YAML file."""
+    if experiment.endswith((".yaml", ".yml")):
+        path = Path(experiment)
+        if not path.is_file():
+            raise ConfigError(f"experiment file not found: {path}")
+        return path
+    path = conf_dir(conf) / "experiment" / f"{experiment}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown experiment {experiment!r}; available: {', '.join(available_experiments(conf))}"
+        )
+    return path
+
+
+def _merge(base: DictConfig, other, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "?"
+        msg = getattr(e, "msg", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{source}: bad config key {key!r}: {msg}") from None
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as e:  # yaml.YAMLError and friends: name the file
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return cfg
+
+
+def load_config(
+    experiment: str = "quickstart", overrides: Sequence[str] = (), conf: str | Path | None = None
+) -> DictConfig:
+    """The resolved, validated config of an experiment variant."""
+    cfg = OmegaConf.structured(ExperimentConfig)
+    base_path = conf_dir(conf) / "base.yaml"
+    cfg = _merge(cfg, _load_yaml(base_path), str(base_path))
+    exp_path = experiment_path(experiment, conf)
+    exp = _load_yaml(exp_path)
+    if "name" not in exp:
+        exp.name = exp_path.stem
+    cfg = _merge(cfg, exp, str(exp_path))
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
+    try:
+        dotlist = OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override: {e}") from None
+    cfg = _merge(cfg, dotlist, "command-line override")
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot resolve interpolation: {e}") from None
+    OmegaConf.set_readonly(cfg, True)
+    validate(cfg)
+    return cfg
+
+
+# ---- validation beyond types: choices and ranges ---------------------------------
+
+def _choices() -> dict[str, Callable[[], Sequence[str]]]:
+    # Imported lazily: registries live next to their implementations, and the
+    # modules that hold them are light at import time (no torch/vllm).
+    from searchlearn.learn import LEARNERS
+    from searchlearn.models import SOURCES as MODEL_SOURCES
+    from searchlearn.problems.sources import SOURCES as PROBLEM_SOURCES
+    from searchlearn.search import ALGORITHMS, SELECTIONS
+
+    return {
+        "policy.source": lambda: sorted(MODEL_SOURCES),
+        "problems.source": lambda: sorted(PROBLEM_SOURCES),
+        "generation.backend": lambda: ["auto", "hf", "vllm"],
+        "search.algorithm": lambda: sorted(ALGORITHMS),
+        "search.selection": lambda: sorted(SELECTIONS),
+        "learn.algorithm": lambda: sorted(LEARNERS),
+        "learn.rft.init_from": lambda: ["init", "previous"],
+    }
+
+
+_POSITIVE = ["search.n", "search.problems_per_round", "search.max_new_tokens", "search.max_step_tokens",
+             "search.max_steps", "eval.max_new_tokens", "generation.hf_batch_size",
+             "generation.tensor_parallel_size", "generation.max_model_len", "learn.rft.max_per_problem"]
+_NON_NEGATIVE = ["rounds", "init.num_demos", "eval.num_problems", "eval.k", "search.temperature",
+                 "eval.temperature", "problems.train_size", "problems.test_size"]
+
+
+def validate(cfg: DictConfig) -> None:
+    for key, allowed in _choices().items():
+        value = OmegaConf.select(cfg, key)
+        options = allowed()
+        if value not in options:
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(options)}")
+    for key in _POSITIVE:
+        if OmegaConf.select(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be > 0, got {OmegaConf.select(cfg, key)}")
+    for key in _NON_NEGATIVE:
+        if OmegaConf.select(cfg, key) < 0:
+            raise ConfigError(f"{key} must be >= 0, got {OmegaConf.select(cfg, key)}")
+    if not 0 < cfg.generation.gpu_memory_utilization <= 1:
+        raise ConfigError("generation.gpu_memory_utilization must be in (0, 1]")
+    p = cfg.problems
+    if p.source == "arithmetic" and not 1 <= p.min_steps <= p.max_steps <= 4:
+        raise ConfigError("problems.min_steps/max_steps must satisfy 1 <= min_steps <= max_steps <= 4")
+    if p.source == "gsm8k_jsonl":
+        for key in ("train_path", "test_path"):
+            path = p[key]
+            if not path or not Path(path).is_file():
+                raise ConfigError(f"problems.{key}: file not found: {path!r}")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def flatten(cfg: DictConfig) -> dict[str, object]:
+    """Dotted-key params for MLflow (nested dicts would be stored as strings)."""
+    out: dict[str, object] = {}
+
+    def walk(node, prefix: str) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                walk(v, key + ".")
+            else:
+                out[key] = v
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return out
+
+
+def subtree(cfg: DictConfig, *keys: str) -> dict:
+    """Plain dicts of config sections, for passing to (and hashing in) tasks."""
+    return {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True)
+            if isinstance(OmegaConf.select(cfg, k), DictConfig) else OmegaConf.select(cfg, k)
+            for k in keys}

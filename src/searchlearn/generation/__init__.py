@@ -1,0 +1,3 @@
+from searchlearn.generation.base import Completion, GenerationStats, Generator, SamplingParams
+
+__all__ = ["Completion", "GenerationStats", "Generator", "SamplingParams"]
