@@ -1,0 +1,62 @@
+"""A deterministic, scripted Generator for unit-testing search and labelling logic.
+
+It is a real implementation of the Generator protocol (stop strings, n samples,
+token counting, stats) whose "model" is a Python function, so tests can set the
+exact success probability of every prefix and compute expected results by hand.
+It never replaces an integration test with a real model.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable, Sequence
+
+from searchlearn.generation.base import Completion, GenerationStats, SamplingParams
+
+# respond(prompt, rng) -> the full continuation the "model" would write (before
+# stop strings and the token limit are applied).
+Respond = Callable[[str, random.Random], str]
+
+
+def count_tokens(text: str) -> int:
+    """Whitespace tokens, with a line break counted as one token of its own."""
+    return len(text.replace("\n", " \n ").split())
+
+
+class ScriptedGenerator:
+    def __init__(self, respond: Respond, seed: int = 0):
+        self.respond = respond
+        self.rng = random.Random(seed)
+        self.stats = GenerationStats()
+        self.prompts_seen: list[str] = []
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]:
+        start = time.perf_counter()
+        out = [[self._one(p, params) for _ in range(params.n)] for p in prompts]
+        self.prompts_seen.extend(prompts)
+        self.stats.add(len(prompts), out, time.perf_counter() - start)
+        return out
+
+    def _one(self, prompt: str, params: SamplingParams) -> Completion:
+        text = self.respond(prompt, self.rng)
+        finish = "stop"
+        cut = min((text.find(s) + len(s) for s in params.stop if s in text), default=None)
+        if cut is not None:
+            text = text[:cut]
+        if count_tokens(text) > params.max_new_tokens:
+            text, finish = _truncate(text, params.max_new_tokens), "length"
+        return Completion(text=text, num_tokens=count_tokens(text), finish_reason=finish)
+
+    def close(self) -> None:
+        pass
+
+
+def _truncate(text: str, max_tokens: int) -> str:
+    out, n = [], 0
+    for piece in text.replace("\n", " \n ").split():
+        if n == max_tokens:
+            break
+        out.append(piece)
+        n += 1
+    return " ".join(out).replace(" \n ", "\n").replace(" \n", "\n")
