@@ -1,0 +1,1 @@
+"""Prefect flows. `search_and_learn` is the full recipe."""

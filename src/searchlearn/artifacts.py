@@ -93,3 +93,27 @@ def sha256_path(path: str | Path) -> str:
 def stable_hash(obj: Any) -> str:
     """Hash of a JSON-able object, independent of dict order."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def artifact_ref(path: str | Path, **meta: Any) -> dict:
+    """What stages pass around: a path, its content hash (so downstream cache keys
+    change exactly when content does) and small metadata such as metrics."""
+    path = Path(path).resolve()
+    return {"path": str(path), "sha": sha256_path(path), **meta}
+
+
+def stage_dir(run_dir: str | Path, stage: str, **key_material: Any) -> Path:
+    """Deterministic output directory of a stage for given inputs, so a stage that
+    already completed (even if orchestration state was lost) is found again."""
+    return Path(run_dir).resolve() / "artifacts" / stage / stable_hash(key_material)[:16]
+
+
+def require_artifact(ref: dict) -> Path:
+    """Fail clearly when a (possibly cached) reference points at a vanished artifact."""
+    path = Path(ref["path"])
+    if not path.exists():
+        raise FileNotFoundError(
+            f"artifact {path} is missing (deleted after it was cached?). "
+            "Re-run with --refresh-cache to rebuild it."
+        )
+    return path

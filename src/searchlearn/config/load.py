@@ -112,7 +112,7 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
         "search.algorithm": lambda: sorted(ALGORITHMS),
         "search.selection": lambda: sorted(SELECTIONS),
         "learn.algorithm": lambda: sorted(LEARNERS),
-        "learn.rft.init_from": lambda: ["init", "previous"],
+        "learn.init_from": lambda: ["init", "previous"],
     }
 
 

@@ -106,13 +106,13 @@ class SearchConfig:
 class RFTConfig:
     max_per_problem: int = f(4, "Keep at most this many verified traces per problem.")
     dedupe: bool = f(True, "Drop duplicate traces (after whitespace normalisation).")
-    init_from: str = f("previous", "Fine-tune the previous round's policy (previous) or the initial one (init, ReST-EM).")
     train: TrainConfig = sub(TrainConfig, "Optimizer settings for RFT.")
 
 
 @dataclass
 class LearnConfig:
     algorithm: str = f("rft", "Policy learner: rft (see `searchlearn list`).")
+    init_from: str = f("previous", "Each round starts from the previous round's policy (previous) or the SFT-initialised one (init, as in ReST-EM).")
     rft: RFTConfig = sub(RFTConfig, "Rejection-sampling fine-tuning.")
 
 

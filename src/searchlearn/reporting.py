@@ -1,0 +1,91 @@
+"""End-of-run reporting: the per-round summary table and accuracy plots."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+# (history key, column title) in display order; missing keys show as "-".
+COLUMNS = [
+    ("round", "round"),
+    ("eval.greedy_acc", "greedy"),
+    ("eval.maj@{k}", "maj@{k}"),
+    ("eval.pass@{k}", "pass@{k}"),
+    ("search.solved", "search solved"),
+    ("learn.rft.examples", "train ex."),
+    ("learn.train_loss_last", "loss"),
+    ("prm.eval_auc", "PRM AUC"),
+    ("tokens.cumulative", "tokens (cum.)"),
+    ("seconds", "seconds"),
+]
+
+
+def _eval_k(history: Sequence[dict]) -> int | None:
+    for row in history:
+        for key in row:
+            if key.startswith("eval.maj@"):
+                return int(key.split("@")[1])
+    return None
+
+
+def summary_rows(history: Sequence[dict]) -> list[dict]:
+    k = _eval_k(history)
+    out = []
+    for row in history:
+        cells = {}
+        for key, title in COLUMNS:
+            key, title = key.format(k=k), title.format(k=k)
+            value = row.get(key)
+            cells[title] = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+        out.append(cells)
+    return out
+
+
+def summary_table(history: Sequence[dict], title: str = "search-and-learn summary"):
+    from rich.table import Table
+
+    rows = summary_rows(history)
+    table = Table(title=title)
+    for col in rows[0] if rows else []:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*r.values())
+    return table
+
+
+def render_summary(history: Sequence[dict], title: str = "search-and-learn summary", width: int = 160) -> str:
+    """The summary table as plain text (for logs and the terminal)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(summary_table(history, title))
+    return console.export_text()
+
+
+def accuracy_figures(history: Sequence[dict]) -> dict:
+    """{'accuracy_per_round': fig, 'accuracy_vs_compute': fig}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = _eval_k(history)
+    series = [("eval.greedy_acc", "greedy")]
+    if k:
+        series += [(f"eval.maj@{k}", f"maj@{k}"), (f"eval.pass@{k}", f"pass@{k}")]
+    rounds = [r["round"] for r in history]
+    tokens = [r.get("tokens.cumulative", 0) for r in history]
+    figs = {}
+    for name, xs, xlabel in (("accuracy_per_round", rounds, "round (0 = after SFT init)"),
+                             ("accuracy_vs_compute", tokens, "generated tokens (cumulative, search + eval)")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, label in series:
+            ax.plot(xs, [r.get(key, float("nan")) for r in history], marker="o", label=label)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("held-out accuracy")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        figs[name] = fig
+    return figs

@@ -1,0 +1,42 @@
+"""Stages: materialize the base model, then SFT it on worked demonstrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from searchlearn.formatting import build_prompt
+from searchlearn.problems.base import read_problems
+from searchlearn.stages.common import produce
+
+
+def demo_examples(data_dir: str | Path) -> list[dict]:
+    demos = read_problems(Path(data_dir) / "demos.jsonl")
+    return [{"prompt": build_prompt(p.question), "completion": p.solution, "problem_id": p.id} for p in demos]
+
+
+def materialize_policy(policy_cfg: dict, data_dir: str, seed: int, out_dir: str | Path) -> dict:
+    from searchlearn.models.init import materialize_base
+
+    def build(tmp: Path) -> dict:
+        # The tiny tokenizer is trained on the demos' text; other sources ignore it.
+        corpus = [e["prompt"] + e["completion"] for e in demo_examples(data_dir)]
+        materialize_base(policy_cfg, str(tmp / "model"), corpus=corpus, seed=seed)
+        return {"source": policy_cfg["source"]}
+
+    return produce(out_dir, build)
+
+
+def sft_policy(base_dir: str, data_dir: str, init_cfg: dict, seed: int, out_dir: str | Path) -> dict:
+    from searchlearn.learn.sft import train_sft
+
+    def build(tmp: Path) -> dict:
+        examples = demo_examples(data_dir)[: init_cfg["num_demos"]]
+        metrics = train_sft(str(Path(base_dir) / "model"), examples, init_cfg["train"], str(tmp / "model"), seed)
+        return {f"sft.{k}": v for k, v in metrics.items()}
+
+    return produce(out_dir, build)
+
+
+def model_path(policy_ref: dict) -> str:
+    """The HF checkpoint inside a policy stage directory."""
+    return str(Path(policy_ref["path"]) / "model")

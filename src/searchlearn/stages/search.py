@@ -1,0 +1,71 @@
+"""Stage: search for solutions to one round's training problems with the current
+policy (and scorer, if any), verifying every candidate."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from searchlearn.artifacts import write_jsonl
+from searchlearn.problems.base import write_problems
+from searchlearn.search import ALGORITHMS, SearchBudget
+from searchlearn.stages.common import produce
+from searchlearn.stages.data import round_problems
+
+
+def build_algorithm(search_cfg: dict):
+    """Config -> algorithm instance. Best-of-N reads the top-level selection keys;
+    tree searches read their own section (search.<algorithm>)."""
+    name = search_cfg["algorithm"]
+    if name == "best_of_n":
+        return ALGORITHMS[name](selection=search_cfg["selection"], aggregation=search_cfg.get("aggregation", "min"))
+    return ALGORITHMS[name](**(search_cfg.get(name) or {}))
+
+
+def budget_from(search_cfg: dict) -> SearchBudget:
+    keys = ("n", "temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps")
+    return SearchBudget(**{k: search_cfg[k] for k in keys})
+
+
+def load_scorer_ref(scorer_ref: dict | None):
+    if scorer_ref is None:
+        return None
+    from searchlearn.reward import load_scorer
+
+    return load_scorer(scorer_ref["kind"], str(Path(scorer_ref["path"]) / "model"))
+
+
+def search_round(
+    policy_dir: str, data_dir: str, search_cfg: dict, gen_cfg: dict, scorer_ref: dict | None,
+    seed: int, round_index: int, out_dir: str | Path,
+) -> dict:
+    from searchlearn.generation import get_generator
+
+    def build(tmp: Path) -> dict:
+        problems = round_problems(data_dir, search_cfg["problems_per_round"], seed * 1000 + round_index)
+        generator = get_generator(policy_dir, gen_cfg, seed)
+        start = time.perf_counter()
+        results = build_algorithm(search_cfg).search(
+            problems, generator, load_scorer_ref(scorer_ref), budget_from(search_cfg)
+        )
+        seconds = time.perf_counter() - start
+        write_problems(tmp / "problems.jsonl", problems)
+        write_jsonl(tmp / "results.jsonl", (r.to_dict() for r in results))
+        return search_stats(results, seconds)
+
+    return produce(out_dir, build)
+
+
+def search_stats(results, seconds: float) -> dict:
+    n = max(len(results), 1)
+    cands = [c for r in results for c in r.candidates]
+    tokens = sum(r.tokens for r in results)
+    return {
+        "search.problems": len(results),
+        "search.solved": sum(r.solved for r in results) / n,
+        "search.any_correct": sum(any(c.correct for c in r.candidates) for r in results) / n,
+        "search.candidate_acc": sum(bool(c.correct) for c in cands) / max(len(cands), 1),
+        "search.tokens": tokens,
+        "search.seconds": round(seconds, 2),
+        "search.tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0,
+    }

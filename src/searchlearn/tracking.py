@@ -1,0 +1,159 @@
+"""MLflow tracking for a search-and-learn run: one parent run per flow run, one
+nested child run per round. Uses MlflowClient with explicit run ids because the
+fluent API's active run does not follow work into other threads (Prefect task
+runners), and logs from returned values because cached stages skip their bodies."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from searchlearn.config.load import flatten, to_yaml
+
+PLOT_DIR = "plots"
+
+
+def tracking_uri(cfg) -> str:
+    """Always an absolute SQLite URI (a relative one lands wherever cwd happens to be)."""
+    if cfg.tracking.uri:
+        return cfg.tracking.uri
+    return f"sqlite:///{(Path(cfg.run_dir).resolve() / 'mlflow.db')}"
+
+
+def _client(uri: str):
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client, name: str, artifact_root: Path) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
+
+
+def start_parent_run(cfg, run_name: str, tags: dict | None = None) -> dict:
+    """Create the parent run, log flattened params and the resolved YAML.
+    Returns a small handle dict (uri, run id, experiment id) safe to pass around."""
+    uri = tracking_uri(cfg)
+    client = _client(uri)
+    exp = experiment_id(client, cfg.tracking.experiment_name, Path(cfg.run_dir) / "mlartifacts")
+    run = client.create_run(exp, run_name=run_name, tags={"searchlearn.experiment": cfg.name, **(tags or {})})
+    _log_params(client, run.info.run_id, flatten(cfg))
+    client.log_text(run.info.run_id, to_yaml(cfg), "config/resolved.yaml")
+    return {"uri": uri, "run_id": run.info.run_id, "experiment_id": exp}
+
+
+def _log_params(client, run_id: str, params: dict) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(handle: dict, metrics: dict, step: int | None = None, run_id: str | None = None) -> None:
+    from mlflow.entities import Metric
+    import time
+
+    client = _client(handle["uri"])
+    now = int(time.time() * 1000)
+    rows = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if _is_number(v)]
+    for i in range(0, len(rows), 500):
+        client.log_batch(run_id or handle["run_id"], metrics=rows[i : i + 500])
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def start_round_run(handle: dict, round_index: int) -> str:
+    client = _client(handle["uri"])
+    run = client.create_run(
+        handle["experiment_id"], run_name=f"round-{round_index}",
+        tags={"mlflow.parentRunId": handle["run_id"], "searchlearn.round": str(round_index)},
+    )
+    client.log_param(run.info.run_id, "round", round_index)
+    return run.info.run_id
+
+
+def log_round(handle: dict, round_index: int, metrics: dict, refs: dict[str, dict]) -> str:
+    """One child run per round: metrics, checkpoint references, and the round's
+    search data as an MLflow dataset input plus a JSONL artifact."""
+    client = _client(handle["uri"])
+    child = start_round_run(handle, round_index)
+    log_metrics(handle, metrics, step=round_index, run_id=child)
+    log_metrics(handle, {k: v for k, v in metrics.items() if k.startswith("eval.")}, step=round_index)
+    for name, ref in refs.items():
+        client.log_dict(child, {"path": ref["path"], "sha256": ref["sha"]}, f"refs/{name}.json")
+        client.set_tag(child, f"ref.{name}", ref["path"])
+    search = refs.get("search")
+    if search:
+        log_search_dataset(client, child, Path(search["path"]) / "results.jsonl", round_index)
+    client.set_terminated(child)
+    return child
+
+
+def log_search_dataset(client, run_id: str, path: Path, round_index: int) -> None:
+    import mlflow
+    import pandas as pd
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    flat = [
+        {"problem_id": r["problem_id"], "question": r["question"], "reference": r["reference"],
+         "solution": c["text"], "answer": c["answer"], "correct": c["correct"], "score": c["score"],
+         "selected": i == r["best"]}
+        for r in rows for i, c in enumerate(r["candidates"])
+    ]
+    df = pd.DataFrame(flat, columns=["problem_id", "question", "reference", "solution", "answer", "correct",
+                                     "score", "selected"])
+    dataset = mlflow.data.from_pandas(df, source=str(path), name=f"search-round-{round_index}")
+    from mlflow.entities import DatasetInput, InputTag
+
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
+                                                     tags=[InputTag("mlflow.data.context", "search")])])
+    client.log_artifact(run_id, str(path), artifact_path="search")
+
+
+def log_plots(handle: dict, history: Sequence[dict]) -> None:
+    """Accuracy per round and accuracy vs cumulative generated tokens."""
+    from searchlearn.reporting import accuracy_figures
+
+    client = _client(handle["uri"])
+    for name, fig in accuracy_figures(history).items():
+        client.log_figure(handle["run_id"], fig, f"{PLOT_DIR}/{name}.png")
+
+
+def log_table(handle: dict, rows: Iterable[dict], name: str) -> None:
+    client = _client(handle["uri"])
+    rows = list(rows)
+    client.log_table(handle["run_id"], data={k: [r.get(k) for r in rows] for k in rows[0]}, artifact_file=name)
+
+
+def log_final_model(handle: dict, model_dir: str, name: str = "policy") -> str:
+    """Log the final policy as an MLflow pyfunc model (files copied) and return its URI."""
+    import mlflow
+
+    from searchlearn.mlflow_model import PolicyModel
+
+    mlflow.set_tracking_uri(handle["uri"])
+    with mlflow.start_run(run_id=handle["run_id"]):
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=PolicyModel(), artifacts={"checkpoint": model_dir},
+            pip_requirements=["torch", "transformers"],
+        )
+    return info.model_uri
+
+
+def finish(handle: dict, status: str = "FINISHED") -> None:
+    _client(handle["uri"]).set_terminated(handle["run_id"], status=status)
+
+
+def save_summary_json(history: Sequence[dict]) -> str:
+    tmp = Path(tempfile.mkdtemp()) / "summary.json"
+    tmp.write_text(json.dumps(list(history), indent=2, default=str))
+    return str(tmp)

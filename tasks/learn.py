@@ -1,0 +1,16 @@
+from prefect import task
+
+from searchlearn.stages import learn
+from searchlearn.stages.policy import model_path
+from tasks.cache import cached, output_dir
+
+CODE = ("searchlearn.learn", "searchlearn.stages.learn")
+
+
+@task(name="learn-policy", **cached(*CODE))
+def learn_policy(policy: dict, reference: dict, search_data: dict, learn_cfg: dict, seed: int,
+                 round_index: int, run_dir: str) -> dict:
+    """Improve the policy from the round's search data (RFT / DPO / GRPO)."""
+    out = output_dir(run_dir, f"policy-r{round_index}", CODE, policy=policy["sha"], reference=reference["sha"],
+                     data=search_data["sha"], cfg=learn_cfg, seed=seed)
+    return learn.learn_round(model_path(policy), model_path(reference), search_data["path"], learn_cfg, seed, out)

@@ -1,0 +1,77 @@
+"""Config: merge order, and every bad input fails early with a message naming it."""
+
+import pytest
+
+from searchlearn.config import ConfigError, available_experiments, flatten, load_config
+
+
+def test_variants_exist_and_load():
+    names = available_experiments()
+    assert {"quickstart", "tiny"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.name == name
+
+
+def test_merge_order_schema_base_experiment_overrides():
+    cfg = load_config("tiny", ["search.n=7", "rounds=5"])
+    assert cfg.search.n == 7 and cfg.rounds == 5  # CLI beats experiment
+    assert cfg.policy.source == "tiny"  # experiment beats base
+    assert cfg.tracking.experiment_name == "searchlearn"  # base
+    assert cfg.search.top_p == 1.0  # schema default
+
+
+def test_unknown_experiment_lists_variants():
+    with pytest.raises(ConfigError, match=r"unknown experiment 'nope'.*quickstart.*tiny"):
+        load_config("nope")
+
+
+def test_typo_key_is_named():
+    with pytest.raises(ConfigError, match=r"search\.nn"):
+        load_config("tiny", ["search.nn=3"])
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match=r"search\.n"):
+        load_config("tiny", ["search.n=lots"])
+
+
+def test_unknown_choice_lists_options():
+    with pytest.raises(ConfigError, match=r"search\.algorithm='bogus'.*best_of_n"):
+        load_config("tiny", ["search.algorithm=bogus"])
+    with pytest.raises(ConfigError, match=r"learn\.algorithm"):
+        load_config("tiny", ["learn.algorithm=ppo"])
+
+
+def test_range_checks():
+    with pytest.raises(ConfigError, match=r"search\.n must be > 0"):
+        load_config("tiny", ["search.n=0"])
+    with pytest.raises(ConfigError, match="max_steps"):
+        load_config("tiny", ["problems.max_steps=9"])
+
+
+def test_override_without_equals():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config("tiny", ["rounds"])
+
+
+def test_bad_key_in_yaml_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search:\n  algorithmm: best_of_n\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*search\.algorithmm"):
+        load_config(str(bad))
+
+
+def test_missing_data_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"problems\.train_path.*nowhere\.jsonl"):
+        load_config("tiny", ["problems.source=gsm8k_jsonl", f"problems.train_path={tmp_path}/nowhere.jsonl",
+                             f"problems.test_path={tmp_path}/nowhere.jsonl"])
+
+
+def test_config_is_read_only_and_flattens():
+    cfg = load_config("tiny")
+    with pytest.raises(Exception):
+        cfg.rounds = 9
+    flat = flatten(cfg)
+    assert flat["search.n"] == cfg.search.n
+    assert all(not isinstance(v, dict) for v in flat.values())
