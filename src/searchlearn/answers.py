@@ -10,10 +10,15 @@ from fractions import Fraction
 # Python's int-from-str digit limit.
 MAX_NUMBER_CHARS = 40
 
-_NUMBER = r"[-+−]?\$?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?"
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?\s*(" + _NUMBER + r")", re.IGNORECASE)
-_HASHES = re.compile(r"####\s*(" + _NUMBER + r")")
-_BOXED = re.compile(r"\\boxed\{\s*(" + _NUMBER + r")\s*\}")
+# Whitespace runs are bounded ({0,3}): adjacent unbounded `\s*` groups backtrack
+# cubically, and "The answer is" + 2,000 spaces took ~100 s. The lookahead rejects a
+# number that runs on into letters or digits ("1e999", "1,000,00") instead of grading
+# its prefix.
+_NUMBER = (r"[-+−]?\s?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?/\s?\d+)?%?"
+           r"(?!\w|[.,]\d)")
+_ANSWER_IS = re.compile(r"answer\s{1,3}is\s{0,3}:?\s{0,3}(" + _NUMBER + r")", re.IGNORECASE)
+_HASHES = re.compile(r"####\s{0,3}(" + _NUMBER + r")")
+_BOXED = re.compile(r"\\boxed\{\s{0,3}(" + _NUMBER + r")\s{0,3}\}")
 
 
 def parse_number(text: str) -> Fraction | None:
