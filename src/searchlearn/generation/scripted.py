@@ -9,6 +9,7 @@ It never replaces an integration test with a real model.
 from __future__ import annotations
 
 import random
+import re
 import time
 from typing import Callable, Sequence
 
@@ -19,9 +20,12 @@ from searchlearn.generation.base import Completion, GenerationStats, SamplingPar
 Respond = Callable[[str, random.Random], str]
 
 
+_TOKEN = re.compile(r"[^\s]+|\n")
+
+
 def count_tokens(text: str) -> int:
-    """Whitespace tokens, with a line break counted as one token of its own."""
-    return len(text.replace("\n", " \n ").split())
+    """Whitespace-separated words, with each line break counted as a token of its own."""
+    return len(_TOKEN.findall(text))
 
 
 class ScriptedGenerator:
@@ -53,10 +57,6 @@ class ScriptedGenerator:
 
 
 def _truncate(text: str, max_tokens: int) -> str:
-    out, n = [], 0
-    for piece in text.replace("\n", " \n ").split():
-        if n == max_tokens:
-            break
-        out.append(piece)
-        n += 1
-    return " ".join(out).replace(" \n ", "\n").replace(" \n", "\n")
+    """The prefix of `text` holding its first `max_tokens` tokens."""
+    matches = list(_TOKEN.finditer(text))
+    return text[: matches[max_tokens - 1].end()] if max_tokens > 0 else ""

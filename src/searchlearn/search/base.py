@@ -19,9 +19,13 @@ from searchlearn.reward.base import StepScorer
 class SearchBudget:
     """How much a search may spend per problem.
 
-    `n` is the compute unit used to compare algorithms: best-of-N draws n full
-    samples; tree searches size their beams/iterations so that they spend about
-    n samples' worth of tokens.
+    `n` is the compute unit used to compare algorithms (BoN's N). What it bounds:
+    - best_of_n: exactly n full samples per problem;
+    - beam_search / dvts: at most n step samples per problem per search step
+      (beam_width * expansions, resp. subtrees * expansions, <= n), so at most
+      n * max_steps step samples in all: n BoN samples grown one step at a time;
+    - mcts: at most n * max_new_tokens generated tokens per problem (the most
+      best-of-n can spend), rollouts included.
     """
 
     n: int = 8
@@ -48,6 +52,34 @@ class Candidate:
 
 @dataclass
 class SearchResult:
+    """One problem's search outcome.
+
+    `candidates` are all complete solutions the search produced, each verified
+    (`correct`); `best` is the one the algorithm's selection picked (never using
+    `correct`). `tokens` counts every generated token for this problem, including
+    pruned, dropped and rollout samples.
+
+    `tree` (step-wise searches only; None for best-of-N) is a list of node dicts,
+    where `tree[i]["id"] == i` and a parent always precedes its children:
+
+        {"id": int, "parent": int | None, "step": str, "depth": int,
+         "value": float | None, "visits": int, "prior": float | None,
+         "terminal": bool, "correct": bool | None}
+
+    - the root is id 0, parent None, step "", depth 0;
+    - `step` is one stripped step line without its "\n"; a node's partial
+      solution is `join_steps` of the steps on its path from the root (root
+      excluded), and its prompt is `build_prompt(question)` + that text;
+    - `value`: MCTS: the mean backed-up value Q; beam/DVTS: the scorer's score of
+      this step given its prefix; None if never evaluated;
+    - `visits`: MCTS: backed-up evaluations N; beam/DVTS: 1 if the node was kept
+      in a beam (or is the root), 0 if it was pruned;
+    - `prior`: MCTS: the PUCT prior P (None for the root); beam/DVTS: None;
+    - `terminal`: the step ends the solution (answer line, end of text, step cut
+      at the token limit, or max_steps reached); `correct` is the verifier's
+      verdict for terminal nodes and None otherwise.
+    """
+
     problem_id: str
     question: str
     reference: str
@@ -55,8 +87,7 @@ class SearchResult:
     best: int | None  # index into candidates of the selected solution
     tokens: int  # every token generated for this problem, scorer calls excluded
     algorithm: str = ""
-    # Optional search tree: a list of node dicts {id, parent, step, value, visits, ...}.
-    tree: list[dict] | None = None
+    tree: list[dict] | None = None  # schema in the class docstring
     extra: dict = field(default_factory=dict)
 
     @property
@@ -76,6 +107,27 @@ class SearchResult:
         d = dict(d)
         d["candidates"] = [Candidate.from_dict(c) for c in d["candidates"]]
         return cls(**d)
+
+
+def tree_node(
+    id: int, parent: int | None, step: str, depth: int, *, value: float | None = None, visits: int = 0,
+    prior: float | None = None, terminal: bool = False, correct: bool | None = None,
+) -> dict:
+    """A node dict in the SearchResult.tree schema (the one place that spells it out)."""
+    return {"id": id, "parent": parent, "step": step, "depth": depth, "value": value, "visits": visits,
+            "prior": prior, "terminal": terminal, "correct": correct}
+
+
+def node_path(tree: Sequence[dict], node_id: int) -> list[dict]:
+    """The nodes from the root's child down to `node_id` (the root itself excluded)."""
+    by_id = {n["id"]: n for n in tree}
+    path = []
+    while by_id[node_id]["parent"] is not None:
+        path.append(by_id[node_id])
+        node_id = by_id[node_id]["parent"]
+        if len(path) > len(by_id):
+            raise ValueError("search tree has a cycle")
+    return path[::-1]
 
 
 class SearchAlgorithm(Protocol):
