@@ -47,7 +47,7 @@ class CoreCode(CachePolicy):
 
 def cached(*modules: str) -> dict:
     """Task options: persisted results, cached across flow runs (no RUN_ID in the key)."""
-    return {"persist_result": True, "cache_policy": INPUTS + TASK_SOURCE + CoreCode(tuple(modules)),
+    return {"persist_result": True, "cache_policy": INPUTS + TASK_SOURCE + CoreCode(modules=tuple(modules)),
             "retries": 0}
 
 

@@ -1,4 +1,6 @@
-"""Held-out evaluation: greedy accuracy, maj@k, pass@k, tokens spent."""
+"""Held-out evaluation: greedy accuracy, maj@k, pass@k, tokens spent.
+
+Metric names spell @ as _at_ (maj_at_8) because MLflow rejects @ in metric names."""
 
 from __future__ import annotations
 
@@ -44,9 +46,9 @@ def evaluate(
             vote = cands[select_majority(cands)]
             n_correct = sum(bool(c.correct) for c in cands)
             rec.update(maj_answer=vote.answer, maj_correct=bool(vote.correct), n_correct=n_correct)
-        metrics[f"maj@{k}"] = _mean(r["maj_correct"] for r in records)
-        metrics[f"pass@{k}"] = _mean(pass_at_k(k, r["n_correct"], k) for r in records)
-        metrics["pass@1_sampled"] = _mean(pass_at_k(k, r["n_correct"], 1) for r in records)
+        metrics[f"maj_at_{k}"] = _mean(r["maj_correct"] for r in records)
+        metrics[f"pass_at_{k}"] = _mean(pass_at_k(k, r["n_correct"], k) for r in records)
+        metrics["pass_at_1_sampled"] = _mean(pass_at_k(k, r["n_correct"], 1) for r in records)
     metrics.update(problems=len(problems), tokens=tokens, seconds=round(time.perf_counter() - start, 2))
     return metrics, records
 

@@ -9,8 +9,8 @@ from typing import Sequence
 COLUMNS = [
     ("round", "round"),
     ("eval.greedy_acc", "greedy"),
-    ("eval.maj@{k}", "maj@{k}"),
-    ("eval.pass@{k}", "pass@{k}"),
+    ("eval.maj_at_{k}", "maj@{k}"),
+    ("eval.pass_at_{k}", "pass@{k}"),
     ("search.solved", "search solved"),
     ("learn.rft.examples", "train ex."),
     ("learn.train_loss_last", "loss"),
@@ -23,8 +23,8 @@ COLUMNS = [
 def _eval_k(history: Sequence[dict]) -> int | None:
     for row in history:
         for key in row:
-            if key.startswith("eval.maj@"):
-                return int(key.split("@")[1])
+            if key.startswith("eval.maj_at_"):
+                return int(key.rsplit("_", 1)[1])
     return None
 
 
@@ -72,7 +72,7 @@ def accuracy_figures(history: Sequence[dict]) -> dict:
     k = _eval_k(history)
     series = [("eval.greedy_acc", "greedy")]
     if k:
-        series += [(f"eval.maj@{k}", f"maj@{k}"), (f"eval.pass@{k}", f"pass@{k}")]
+        series += [(f"eval.maj_at_{k}", f"maj@{k}"), (f"eval.pass_at_{k}", f"pass@{k}")]
     rounds = [r["round"] for r in history]
     tokens = [r.get("tokens.cumulative", 0) for r in history]
     figs = {}

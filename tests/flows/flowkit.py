@@ -1,0 +1,36 @@
+"""Helpers for flow tests: run the flow as the CLI does, read task states and MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def run_flow(experiment: str, run_dir: Path, *overrides: str):
+    """Run search_and_learn as the CLI does (results cached under run_dir); return its final state."""
+    from flows.search_and_learn import search_and_learn
+
+    flow = search_and_learn.with_options(result_storage=Path(run_dir) / "prefect-results")
+    return flow(experiment=experiment, overrides=[f"run_dir={run_dir}", *overrides], return_state=True)
+
+
+def task_states(state) -> dict[str, list[str]]:
+    """Task-run name prefix -> state names, for the flow run behind `state`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    out: dict[str, list[str]] = {}
+    for run in runs:
+        out.setdefault(run.name.rsplit("-", 1)[0], []).append(run.state.name)
+    return out
+
+
+def mlflow_client(run_dir: Path):
+    import mlflow
+
+    uri = f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return mlflow.MlflowClient(uri)
