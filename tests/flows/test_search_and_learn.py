@@ -78,7 +78,9 @@ def test_second_run_is_fully_cached(first_run):
     states = task_states(second)
     assert set(states) == STAGES
     assert all(s == "Cached" for names in states.values() for s in names), states
-    assert second.result() == first.result()
+    # Same stage outputs; only the flow's own wall-clock column may differ.
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(second.result()) == strip(first.result())
 
 
 def test_changing_a_learning_setting_reuses_init_and_first_search(first_run):

@@ -1,0 +1,196 @@
+"""Supervised fine-tuning on prompt/completion pairs with TRL's SFTTrainer.
+
+Shared by the initial SFT on demonstrations and by RFT on verified traces. Loss is
+on completion tokens only and TRL appends EOS to every completion, so the policy
+learns to stop after its answer line. The Trainer works in a throw-away
+directory (no checkpoints); only the final model lands in `out_dir`, atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir, atomic_write_json
+
+METRICS_FILE = "train_metrics.json"
+CONFIG_FILE = "train_config.json"
+# Below this many optimizer steps a progress bar is noise (tests, tiny rounds).
+PROGRESS_BAR_MIN_STEPS = 25
+
+
+def train_sft(model_dir: str, examples: list[dict], train_cfg: dict, out_dir: str, seed: int = 0) -> dict:
+    """Fine-tune the checkpoint in `model_dir` on `examples` ({prompt, completion}) and
+    write the result to `out_dir`. Returns flat metrics (also saved as train_metrics.json).
+
+    `train_cfg` holds the fields of config.schema.TrainConfig. With no examples the
+    input checkpoint is copied unchanged (a round where nothing verified must not
+    crash) and the loss keys are absent from the metrics.
+    """
+    if not examples:
+        return _copy_unchanged(model_dir, train_cfg, out_dir, seed)
+    from searchlearn.models.init import prepare_tokenizer, sync_special_tokens
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sft-work-") as work:
+        trainer, losses = _build_trainer(model_dir, examples, train_cfg, work, seed)
+        result = trainer.train()
+        metrics = _metrics(examples, losses.losses, result, trainer.state, time.perf_counter() - start)
+        model, tokenizer = trainer.model, trainer.processing_class
+        # Same invariants as the base checkpoint: left padding, and the EOS that TRL
+        # appended to every completion is a stop token for generation.
+        prepare_tokenizer(tokenizer)
+        sync_special_tokens(model, tokenizer)
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            _write_sidecars(tmp, metrics, train_cfg, model_dir, seed)
+    return metrics
+
+
+def planned_steps(num_examples: int, train_cfg: dict) -> int:
+    """Optimizer steps the Trainer will take (for the progress-bar decision and logs)."""
+    if train_cfg["max_steps"] > 0:
+        return train_cfg["max_steps"]
+    batches = math.ceil(num_examples / train_cfg["batch_size"])
+    return max(1, math.ceil(batches * train_cfg["epochs"] / train_cfg["grad_accum"]))
+
+
+def _build_trainer(model_dir: str, examples: list[dict], train_cfg: dict, work_dir: str, seed: int):
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    rows = [{"prompt": e["prompt"], "completion": e["completion"]} for e in examples]
+    losses = _loss_recorder_class()()
+    with _quiet_datasets():
+        trainer = SFTTrainer(
+            model=model,
+            args=_sft_config(train_cfg, work_dir, seed, planned_steps(len(rows), train_cfg)),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[losses],
+        )
+    return trainer, losses
+
+
+def _warmup_fraction(ratio: float) -> float:
+    # transformers 5 dropped warmup_ratio: warmup_steps below 1 is read as a fraction
+    # of the run, and 1 or more as a step count, so a ratio must stay below 1.
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"train.warmup_ratio must be in [0, 1), got {ratio}")
+    return float(ratio)
+
+
+def _sft_config(train_cfg: dict, work_dir: str, seed: int, steps: int):
+    import torch
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=work_dir,
+        num_train_epochs=train_cfg["epochs"],
+        max_steps=train_cfg["max_steps"],
+        learning_rate=train_cfg["learning_rate"],
+        lr_scheduler_type=train_cfg["lr_scheduler"],
+        warmup_steps=_warmup_fraction(train_cfg["warmup_ratio"]),
+        weight_decay=train_cfg["weight_decay"],
+        per_device_train_batch_size=train_cfg["batch_size"],
+        gradient_accumulation_steps=train_cfg["grad_accum"],
+        max_length=train_cfg["max_length"],
+        # SFTConfig defaults both to True. bf16 autocast was not faster on this CPU;
+        # checkpointing recomputes activations, time spent to save memory we have.
+        bf16=train_cfg["bf16"],
+        fp16=False,
+        # Without CUDA, transformers 5 refuses bf16 unless told the run is CPU-only.
+        use_cpu=not torch.cuda.is_available(),
+        gradient_checkpointing=False,
+        completion_only_loss=True,
+        logging_steps=train_cfg["logging_steps"],
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=steps < PROGRESS_BAR_MIN_STEPS,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        seed=seed,
+        data_seed=seed,
+    )
+
+
+@functools.cache
+def _loss_recorder_class():
+    # Built on first use so importing this module does not import transformers.
+    from transformers import TrainerCallback
+
+    class LossRecorder(TrainerCallback):
+        """Keeps every logged loss and forces a log at the last step, so `last_loss`
+        exists even when the run is shorter than `logging_steps`."""
+
+        def __init__(self):
+            self.losses: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps:
+                control.should_log = True
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.losses.append(float(logs["loss"]))
+
+    return LossRecorder
+
+
+@contextlib.contextmanager
+def _quiet_datasets():
+    """Tokenizing a few hundred rows draws three progress bars per round; hide them."""
+    from datasets.utils import logging as ds_logging
+
+    was_enabled = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            ds_logging.enable_progress_bar()
+
+
+def _metrics(examples: list[dict], losses: list[float], result, state, wall: float) -> dict:
+    """first_loss is step 1's, last_loss the mean over the final logging window, mean_loss
+    the mean over all steps. `tokens` counts non-padding input tokens over all epochs;
+    wall_s includes loading and tokenizing, train_s only the optimizer loop."""
+    tokens, train_s = int(state.num_input_tokens_seen), float(result.metrics["train_runtime"])
+    return {
+        "examples": len(examples),
+        "steps": int(state.global_step),
+        "tokens": tokens,
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "mean_loss": float(result.training_loss),
+        "wall_s": round(wall, 3),
+        "train_s": round(train_s, 3),
+        "tokens_per_s": round(tokens / train_s, 1) if train_s > 0 else 0.0,
+    }
+
+
+def _copy_unchanged(model_dir: str, train_cfg: dict, out_dir: str, seed: int) -> dict:
+    metrics = {"examples": 0, "steps": 0, "tokens": 0, "wall_s": 0.0, "train_s": 0.0, "tokens_per_s": 0.0}
+    skip = shutil.ignore_patterns(COMPLETE_MARKER, METRICS_FILE, CONFIG_FILE)
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(model_dir, tmp, ignore=skip, dirs_exist_ok=True)
+        _write_sidecars(tmp, metrics, train_cfg, model_dir, seed)
+    return metrics
+
+
+def _write_sidecars(ckpt_dir: Path, metrics: dict, train_cfg: dict, model_dir: str, seed: int) -> None:
+    # Saved with the weights so a checkpoint says how it was made, even outside MLflow.
+    atomic_write_json(ckpt_dir / METRICS_FILE, metrics)
+    atomic_write_json(ckpt_dir / CONFIG_FILE, {"train": train_cfg, "seed": seed, "base_model": str(model_dir)})
