@@ -1,0 +1,230 @@
+"""Math-Shepherd Monte-Carlo step labels and the labelled-step dataset format.
+
+A step's value is estimated by completing the solution prefix that ends with it
+`rollouts` times and verifying the final answers: soft label = fraction correct,
+hard label = 1 if any rollout is correct (Wang et al. 2024, "Math-Shepherd").
+
+Labelled-step rows (JSONL, one per solution) are shared with search exports
+(e.g. MCTS Q-values), so the reader accepts any `source`:
+    {"question": str, "steps": [str], "labels": [float in 0..1],
+     "problem_id": str, "source": "mc_soft" | "mc_hard" | "mcts" | ...}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from searchlearn.answers import is_correct
+from searchlearn.formatting import build_prompt, is_answer_step, join_steps, split_steps
+from searchlearn.generation.base import Generator, SamplingParams
+from searchlearn.problems.base import DatasetFormatError, Problem, iter_jsonl
+
+LABEL_MODES = ("soft", "hard")
+ROW_KEYS = ("question", "steps", "labels", "problem_id", "source")
+
+# solutions[i] holds the step lists sampled for problems[i].
+Solutions = Sequence[Sequence[Sequence[str]]]
+
+
+# ---- the dataset format ---------------------------------------------------------
+
+
+def row_error(row: dict) -> str | None:
+    """Why `row` is not a valid labelled-step row, or None. Extra keys are allowed."""
+    missing = [k for k in ROW_KEYS if k not in row]
+    if missing:
+        return f"missing key(s) {missing}"
+    steps, labels = row["steps"], row["labels"]
+    if not isinstance(row["question"], str) or not isinstance(row["source"], str):
+        return "question and source must be strings"
+    if not isinstance(steps, list) or not steps:
+        return "steps must be a non-empty list"
+    if not isinstance(labels, list) or len(labels) != len(steps):
+        return f"{len(steps)} steps but {len(labels) if isinstance(labels, list) else 'no list of'} labels"
+    for j, step in enumerate(steps):
+        if not isinstance(step, str) or not step.strip():
+            return f"step {j} is empty or not a string"
+    for j, y in enumerate(labels):
+        # bool is an int in Python; a true/false label almost always means a bug upstream.
+        if isinstance(y, bool) or not isinstance(y, (int, float)):
+            return f"label {j} is not a number: {y!r}"
+        if not 0.0 <= y <= 1.0:  # also rejects NaN
+            return f"label {j} = {y!r} is outside [0, 1]"
+    return None
+
+
+def write_labelled_steps(path: str | Path, rows: Iterable[dict]) -> Path:
+    """Validate and write rows atomically (a bad row raises before anything is written)."""
+    from searchlearn.artifacts import write_jsonl
+
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        err = row_error(row)
+        if err:
+            raise ValueError(f"labelled-step row {i} is invalid: {err}")
+    return write_jsonl(path, rows)
+
+
+def read_labelled_steps(path: str | Path) -> list[dict]:
+    """Read and validate rows; any malformed row raises DatasetFormatError naming file:line."""
+    rows = []
+    for lineno, row in iter_jsonl(path):
+        err = row_error(row)
+        if err:
+            raise DatasetFormatError(f"{path}:{lineno}: bad labelled-step row: {err}")
+        rows.append({**row, "problem_id": str(row["problem_id"]), "labels": [float(y) for y in row["labels"]]})
+    return rows
+
+
+# ---- which solutions to label ----------------------------------------------------
+
+
+def sample_solutions_for_labelling(
+    problems: Sequence[Problem], generator: Generator, per_problem: int, sampling: SamplingParams
+) -> tuple[list[list[list[str]]], dict]:
+    """Sample `per_problem` full solutions per problem in one generate call;
+    duplicates (same steps) are kept once. Returns (solutions, stats)."""
+    params = dataclasses.replace(sampling, n=per_problem)
+    outs = generator.generate([build_prompt(p.question) for p in problems], params)
+    solutions = [_dedupe([split_steps(c.text) for c in cs]) for cs in outs]
+    tokens = sum(c.num_tokens for cs in outs for c in cs)
+    return solutions, {"sample_tokens": tokens, "samples": sum(len(cs) for cs in outs)}
+
+
+def solutions_from_results(results: Iterable, per_problem: int) -> tuple[list[Problem], list[list[list[str]]]]:
+    """Problems and solutions to label from search results (SearchResult objects or
+    their dicts), reusing search's samples instead of drawing new ones.
+
+    Correct and incorrect candidates are interleaved before capping at
+    `per_problem`, so both kinds get labelled: incorrect solutions carry the
+    informative low labels, correct ones anchor the high end.
+    """
+    problems, solutions = [], []
+    for res in results:
+        res = res if isinstance(res, dict) else res.to_dict()
+        good = [split_steps(c["text"]) for c in res["candidates"] if c.get("correct")]
+        bad = [split_steps(c["text"]) for c in res["candidates"] if not c.get("correct")]
+        mixed = [s for pair in _zip_longest(good, bad) for s in pair]
+        problems.append(Problem(id=str(res["problem_id"]), question=res["question"], answer=res["reference"]))
+        solutions.append(_dedupe(mixed)[:per_problem])
+    return problems, solutions
+
+
+def _zip_longest(a: list, b: list) -> list[list]:
+    return [[x for x in (a[i] if i < len(a) else None, b[i] if i < len(b) else None) if x is not None]
+            for i in range(max(len(a), len(b)))]
+
+
+def _dedupe(step_lists: Iterable[list[str]]) -> list[list[str]]:
+    seen, out = set(), []
+    for steps in step_lists:
+        key = tuple(steps)
+        if steps and key not in seen:
+            seen.add(key)
+            out.append(list(steps))
+    return out
+
+
+# ---- Monte-Carlo estimation ------------------------------------------------------
+
+
+def estimate_step_labels(
+    problems: Sequence[Problem],
+    solutions: Solutions,
+    generator: Generator,
+    rollouts: int,
+    mode: str = "soft",
+    max_steps: int = 8,
+    sampling: SamplingParams | None = None,
+) -> tuple[list[dict], dict]:
+    """Label every step of every solution by Monte-Carlo rollouts.
+
+    All rollouts of the call go through ONE `generator.generate` (prompts = every
+    prefix that needs rollouts, n = rollouts), so a prefix-caching backend shares
+    the question and earlier steps across them. Two labels need no rollouts:
+    - a final answer step's label is the solution's own correctness (rollouts
+      from a prefix that already states the answer can only repeat it);
+    - in hard mode, every step of a correct solution is 1 (the solution itself is
+      the witness that the prefix can reach the answer).
+    Solutions longer than `max_steps` are labelled on their first `max_steps`
+    steps only (counted in stats["truncated_solutions"]).
+    `sampling` sets temperature/top_p/max_new_tokens of each rollout (n is
+    replaced by `rollouts`; leave `stop` empty: a rollout must reach an answer).
+    """
+    if mode not in LABEL_MODES:
+        raise ValueError(f"unknown label mode {mode!r}; choose one of {LABEL_MODES}")
+    if rollouts < 1 or max_steps < 1:
+        raise ValueError("rollouts and max_steps must be >= 1")
+    rows, jobs, stats = _plan_labels(problems, solutions, mode, max_steps)
+    stats.update(prefixes=len(jobs), rollouts=len(jobs) * rollouts, tokens=0, generate_seconds=0.0)
+    if jobs:
+        params = dataclasses.replace(sampling or SamplingParams(), n=rollouts)
+        before = generator.stats.seconds
+        outs = generator.generate([prompt for _, _, prompt, _ in jobs], params)
+        stats["generate_seconds"] = generator.stats.seconds - before
+        for (r, k, _, reference), comps in zip(jobs, outs):
+            hits = sum(is_correct(join_steps(split_steps(c.text)), reference) for c in comps)
+            rows[r]["labels"][k] = hits / len(comps) if mode == "soft" else float(hits > 0)
+            stats["tokens"] += sum(c.num_tokens for c in comps)
+    labels = [y for row in rows for y in row["labels"]]
+    stats.update(
+        mode=mode, labelled_steps=len(labels),
+        label_mean=sum(labels) / len(labels) if labels else math.nan,
+        frac_positive=sum(y >= 0.5 for y in labels) / len(labels) if labels else math.nan,
+    )
+    return rows, stats
+
+
+def _plan_labels(problems: Sequence[Problem], solutions: Solutions, mode: str, max_steps: int):
+    """Rows with the labels known without rollouts filled in (others None), and
+    the rollout jobs (row index, step index, prefix prompt, reference)."""
+    if len(problems) != len(solutions):
+        raise ValueError(f"{len(problems)} problems but {len(solutions)} solution lists")
+    rows, jobs = [], []
+    stats = {"solutions": 0, "truncated_solutions": 0, "final_from_verifier": 0, "witnessed_steps": 0}
+    for problem, sols in zip(problems, solutions):
+        for raw in sols:
+            steps = split_steps(join_steps(list(raw)))  # normalise: strip, drop blanks, cut after the answer
+            if not steps:
+                continue
+            correct = is_correct(join_steps(steps), problem.answer)
+            stats["truncated_solutions"] += len(steps) > max_steps
+            steps = steps[:max_steps]
+            labels: list[float | None] = [None] * len(steps)
+            if mode == "hard" and correct:
+                labels = [1.0] * len(steps)
+                stats["witnessed_steps"] += len(steps)
+            elif is_answer_step(steps[-1]):
+                labels[-1] = float(correct)
+                stats["final_from_verifier"] += 1
+            prompt = build_prompt(problem.question)
+            jobs += [(len(rows), k, prompt + join_steps(steps[: k + 1]), problem.answer)
+                     for k, y in enumerate(labels) if y is None]
+            rows.append({"question": problem.question, "steps": steps, "labels": labels,
+                         "problem_id": problem.id, "source": f"mc_{mode}"})
+            stats["solutions"] += 1
+    return rows, jobs, stats
+
+
+def label_round(generator: Generator, cfg: dict, problems: Sequence[Problem] | None = None,
+                results: Iterable | None = None) -> tuple[list[dict], dict]:
+    """One round of labelling from the `prm:` config section (plain dict).
+
+    Labels solutions taken from this round's search `results` when given (no
+    extra sampling), else samples `solutions_per_problem` fresh ones per problem.
+    """
+    sampling = SamplingParams(temperature=cfg["temperature"], top_p=cfg.get("top_p", 1.0),
+                              max_new_tokens=cfg["max_new_tokens"])
+    extra = {"sample_tokens": 0}
+    if results is not None:
+        problems, solutions = solutions_from_results(results, cfg["solutions_per_problem"])
+    elif problems is not None:
+        solutions, extra = sample_solutions_for_labelling(problems, generator, cfg["solutions_per_problem"], sampling)
+    else:
+        raise ValueError("label_round needs problems or search results")
+    rows, stats = estimate_step_labels(problems, solutions, generator, cfg["rollouts"], cfg["label_mode"],
+                                       cfg["max_steps"], sampling)
+    return rows, {**stats, **extra}

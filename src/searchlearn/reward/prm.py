@@ -1,0 +1,191 @@
+"""The process reward model at inference: step-end token positions and `PRMScorer`.
+
+A PRM is a token-classification head (one logit) on a causal LM. Its input is
+`build_prompt(question) + join_steps(steps)`, and step j's score is the sigmoid of
+the logit at the *last token of step j*. Training (prm_train.py) uses the same
+encoding, so train and inference cannot drift apart.
+
+Why offsets, not a separator token id: tokenizers differ in how they cut the
+step's trailing "\\n". The tiny tokenizer gives "." and "\\n" their own tokens;
+Llama-3/Qwen-style pre-tokenizers merge ".\\n" into one token; a BPE trained
+without a regex may merge "\\nThe" (the separator plus the *next* step's first
+word). We label the last token that ends inside the step's character span: the
+"\\n" or ".\\n" token when it is the step's own, and the token before it when the
+newline is shared with the next step, because a causal model's score at a token
+that already reads the next step would leak that step into this one's label.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+from searchlearn.formatting import STEP_SEPARATOR, build_prompt
+
+PRM_CONFIG = "prm_config.json"
+
+
+def solution_text(question: str, steps: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The PRM's input text and each step's character span [start, end).
+
+    The text equals build_prompt(question) + join_steps(steps); a span includes
+    the step's trailing separator.
+    """
+    parts, spans = [build_prompt(question)], []
+    pos = len(parts[0])
+    for step in steps:
+        piece = step.strip() + STEP_SEPARATOR
+        spans.append((pos, pos + len(piece)))
+        parts.append(piece)
+        pos += len(piece)
+    return "".join(parts), spans
+
+
+def step_end_positions(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int | None]:
+    """For each step span, the index of the last token whose end offset lies in
+    (start, end]; None if no token ends inside the step (possible only when one
+    token straddles the whole step, e.g. an empty step merged with its neighbours).
+
+    Zero-width offsets (special tokens such as BOS) never carry a label.
+    """
+    ends = [b if b > a else -1 for a, b in offsets]
+    positions: list[int | None] = []
+    for start, end in spans:
+        pos = None
+        for t, e in enumerate(ends):
+            if start < e <= end:
+                pos = t
+            elif e > end:
+                break
+        positions.append(pos)
+    return positions
+
+
+def encode_solutions(tokenizer, questions: Sequence[str], step_lists: Sequence[Sequence[str]],
+                     max_length: int) -> list[tuple[list[int], list[int | None]]]:
+    """For each solution: token ids (cut to max_length) and each step's label
+    position (None if the step ends beyond max_length or cannot be located).
+    One tokenizer call for the whole batch (fast tokenizers parallelise it)."""
+    if not questions:
+        return []
+    texts, all_spans = zip(*(solution_text(q, s) for q, s in zip(questions, step_lists)))
+    enc = tokenizer(list(texts), return_offsets_mapping=True, add_special_tokens=True)
+    out = []
+    for ids, offsets, spans in zip(enc["input_ids"], enc["offset_mapping"], all_spans):
+        positions = step_end_positions(offsets, spans)
+        out.append((list(ids)[:max_length], [p if p is not None and p < max_length else None for p in positions]))
+    return out
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int):
+    """Right-pad to a (B, T) LongTensor plus attention mask. Right padding keeps
+    every label position equal to its unpadded index, and under causal attention
+    the pad tokens after a position cannot change its logit."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def score_positions(
+    model, tokenizer, questions: Sequence[str], step_lists: Sequence[Sequence[str]], batch_size: int, max_length: int
+) -> list[list[float | None]]:
+    """sigmoid(logit) at each step's end token, batched; None where a step could
+    not be placed (truncated). The model is used as is (caller sets eval mode)."""
+    import torch
+
+    encoded = encode_solutions(tokenizer, questions, step_lists, max_length)
+    # Batching similar lengths together wastes less compute on padding.
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    pad_id = pad_token_id(tokenizer)
+    device = next(model.parameters()).device
+    out: list[list[float | None]] = [[] for _ in encoded]
+    with torch.inference_mode():
+        for b in range(0, len(order), batch_size):
+            chunk = order[b : b + batch_size]
+            ids, mask = pad_batch([encoded[i][0] for i in chunk], pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[..., 0]
+            probs = torch.sigmoid(logits.float()).cpu()  # (B, T)
+            for row, i in enumerate(chunk):
+                out[i] = [None if p is None else float(probs[row, p]) for p in encoded[i][1]]
+    return out
+
+
+def pad_token_id(tokenizer) -> int:
+    """Pad id for batching; SmolLM2-style tokenizers without one pad with EOS
+    (harmless: padded positions are masked and never labelled)."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+
+
+def fill_missing(scores: Sequence[float | None], default: float = 0.5) -> list[float]:
+    """A step that could not be scored (past the context) inherits the previous
+    step's score; a leading gap gets `default`, the uninformative prior."""
+    out, last = [], default
+    for s in scores:
+        last = last if s is None else s
+        out.append(last)
+    return out
+
+
+def scoring_max_length(model) -> int:
+    return int(getattr(model.config, "max_position_embeddings", None) or 2048)
+
+
+def read_prm_config(path: str | Path) -> dict:
+    cfg_path = Path(path) / PRM_CONFIG
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"not a trained reward model directory (no {PRM_CONFIG}): {path}")
+    return json.loads(cfg_path.read_text(encoding="utf-8"))
+
+
+class PRMScorer:
+    """StepScorer backed by a trained PRM directory (see prm_train.train_prm).
+
+    `score` runs one batched forward pass per `batch_size` candidates; search
+    calls it once per step with every live candidate, so the whole frontier is
+    scored together. `stats` accumulates calls, sequences, tokens and seconds so
+    callers can report scorer compute next to generation compute.
+    """
+
+    kind = "prm"
+
+    def __init__(self, prm_dir: str | Path, batch_size: int = 16, device: str | None = None,
+                 max_length: int | None = None):
+        import torch
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        self.config = read_prm_config(prm_dir)
+        if self.config.get("kind", "prm") != self.kind:
+            raise ValueError(f"{prm_dir} holds a {self.config.get('kind')!r} model, not a {self.kind!r} one")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(prm_dir)
+        self.model = AutoModelForTokenClassification.from_pretrained(prm_dir).to(device).eval()
+        self.batch_size = batch_size
+        # Training's max_length is a compute knob; scoring only stops at the model's context.
+        self.max_length = max_length or scoring_max_length(self.model)
+        self.stats = {"calls": 0, "sequences": 0, "unscored_steps": 0, "seconds": 0.0}
+
+    def score(self, questions: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list[list[float]]:
+        if len(questions) != len(step_lists):
+            raise ValueError(f"{len(questions)} questions but {len(step_lists)} step lists")
+        if not questions:
+            return []
+        start = time.perf_counter()
+        raw = score_positions(self.model, self.tokenizer, questions, step_lists, self.batch_size, self.max_length)
+        self.stats["calls"] += 1
+        self.stats["sequences"] += len(questions)
+        self.stats["unscored_steps"] += sum(s is None for r in raw for s in r)
+        self.stats["seconds"] += time.perf_counter() - start
+        return [self._per_step(r) for r in raw]
+
+    def _per_step(self, raw: list[float | None]) -> list[float]:
+        return fill_missing(raw)

@@ -1,0 +1,182 @@
+"""Math-Shepherd MC labels against a scripted generator whose per-prefix success
+pattern is fixed, so every label and token count is known by hand."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+
+from searchlearn.formatting import build_prompt, join_steps
+from searchlearn.generation.base import SamplingParams
+from searchlearn.generation.scripted import ScriptedGenerator, count_tokens
+from searchlearn.problems.base import Problem
+from searchlearn.reward.labels import (
+    estimate_step_labels,
+    label_round,
+    sample_solutions_for_labelling,
+    solutions_from_results,
+)
+from searchlearn.search.base import Candidate, SearchResult
+
+RIGHT = "The answer is 10.\n"
+WRONG = "oops.\nThe answer is 7.\n"
+# Rollout lengths differ, so token totals also check *which* completions were counted.
+RIGHT_TOKENS, WRONG_TOKENS = count_tokens(RIGHT), count_tokens(WRONG)
+
+PROBLEM = Problem(id="p1", question="Start at 4, add 2, add 4.", answer="10")
+GOOD = ["4 + 2 = 6.", "6 + 4 = 10.", "The answer is 10."]
+BAD = ["4 + 2 = 5.", "5 + 4 = 9.", "The answer is 9."]
+
+# Success pattern per prefix (keyed by its last step); the generator cycles
+# through it, so n=4 rollouts see each entry exactly once.
+PATTERNS = {
+    "4 + 2 = 6.": [True, True, False, True],  # soft 3/4
+    "6 + 4 = 10.": [True, True, True, True],  # soft 1
+    "4 + 2 = 5.": [True, False, False, False],  # soft 1/4, hard 1
+    "5 + 4 = 9.": [False, False, False, False],  # soft 0, hard 0
+}
+
+
+def cycling_generator() -> ScriptedGenerator:
+    calls: dict[str, int] = defaultdict(int)
+
+    def respond(prompt: str, rng) -> str:
+        last = prompt.rstrip("\n").split("\n")[-1]
+        pattern = PATTERNS[last]
+        ok = pattern[calls[prompt] % len(pattern)]
+        calls[prompt] += 1
+        return RIGHT if ok else WRONG
+
+    return ScriptedGenerator(respond)
+
+
+def expected_tokens(last_steps: list[str], rollouts: int = 4) -> int:
+    return sum(RIGHT_TOKENS if ok else WRONG_TOKENS for s in last_steps for ok in PATTERNS[s][:rollouts])
+
+
+def test_soft_labels_are_exact_fractions_and_one_batched_call():
+    gen = cycling_generator()
+    rows, stats = estimate_step_labels([PROBLEM], [[GOOD, BAD]], gen, rollouts=4, mode="soft")
+
+    assert [r["labels"] for r in rows] == [[0.75, 1.0, 1.0], [0.25, 0.0, 0.0]]
+    assert [r["source"] for r in rows] == ["mc_soft", "mc_soft"]
+    assert rows[0]["steps"] == GOOD and rows[0]["problem_id"] == "p1" and rows[0]["question"] == PROBLEM.question
+    assert gen.stats.calls == 1
+    # Final answer steps come from the verifier: only the 2 non-final prefixes of each solution roll out.
+    prompt = build_prompt(PROBLEM.question)
+    assert gen.prompts_seen == [prompt + join_steps(GOOD[:1]), prompt + join_steps(GOOD[:2]),
+                                prompt + join_steps(BAD[:1]), prompt + join_steps(BAD[:2])]
+    assert gen.stats.completions == 16
+    assert stats["prefixes"] == 4 and stats["rollouts"] == 16 and stats["final_from_verifier"] == 2
+    assert stats["tokens"] == expected_tokens(list(PATTERNS)) == gen.stats.tokens == RIGHT_TOKENS * 8 + WRONG_TOKENS * 8
+    assert stats["labelled_steps"] == 6
+    assert stats["label_mean"] == pytest.approx((0.75 + 1 + 1 + 0.25) / 6)
+    assert stats["frac_positive"] == pytest.approx(3 / 6)
+
+
+def test_hard_labels_and_correct_solutions_need_no_rollouts():
+    gen = cycling_generator()
+    rows, stats = estimate_step_labels([PROBLEM], [[GOOD, BAD]], gen, rollouts=4, mode="hard")
+
+    # GOOD is its own witness that each of its prefixes reaches 10: all ones, no rollouts.
+    assert [r["labels"] for r in rows] == [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]
+    assert [r["source"] for r in rows] == ["mc_hard", "mc_hard"]
+    assert gen.stats.calls == 1 and len(gen.prompts_seen) == 2
+    assert stats["witnessed_steps"] == 3 and stats["prefixes"] == 2
+    assert stats["tokens"] == expected_tokens(["4 + 2 = 5.", "5 + 4 = 9."])
+
+
+def test_no_generate_call_when_every_label_is_known():
+    gen = cycling_generator()
+    rows, stats = estimate_step_labels([PROBLEM], [[GOOD]], gen, rollouts=4, mode="hard")
+    assert rows[0]["labels"] == [1.0, 1.0, 1.0]
+    assert gen.stats.calls == 0 and stats["tokens"] == 0 and stats["rollouts"] == 0
+
+
+def test_max_steps_truncates_and_rolls_out_the_kept_steps():
+    gen = cycling_generator()
+    rows, stats = estimate_step_labels([PROBLEM], [[GOOD, BAD]], gen, rollouts=2, mode="soft", max_steps=1)
+
+    # Only step 1 is kept; it is not an answer step, so it is rolled out (n=2: first two pattern entries).
+    assert [r["steps"] for r in rows] == [GOOD[:1], BAD[:1]]
+    assert [r["labels"] for r in rows] == [[1.0], [0.5]]
+    assert stats["truncated_solutions"] == 2 and stats["prefixes"] == 2 and stats["rollouts"] == 4
+    assert gen.stats.completions == 4
+    assert stats["tokens"] == expected_tokens(["4 + 2 = 6.", "4 + 2 = 5."], rollouts=2)
+
+
+def test_rollout_sampling_settings_are_passed_through_with_n_replaced():
+    seen = []
+
+    class Recording(ScriptedGenerator):
+        def generate(self, prompts, params):
+            seen.append(params)
+            return super().generate(prompts, params)
+
+    gen = Recording(lambda p, rng: RIGHT)
+    estimate_step_labels([PROBLEM], [[BAD]], gen, rollouts=3, mode="soft",
+                         sampling=SamplingParams(n=99, temperature=0.6, max_new_tokens=40))
+    assert seen == [SamplingParams(n=3, temperature=0.6, max_new_tokens=40)]
+
+
+def test_solution_without_answer_line_is_fully_rolled_out():
+    gen = cycling_generator()
+    rows, stats = estimate_step_labels([PROBLEM], [[GOOD[:2]]], gen, rollouts=4, mode="soft")
+    assert rows[0]["labels"] == [0.75, 1.0]
+    assert stats["final_from_verifier"] == 0 and stats["prefixes"] == 2
+
+
+def test_rejects_bad_arguments():
+    gen = cycling_generator()
+    with pytest.raises(ValueError, match="label mode"):
+        estimate_step_labels([PROBLEM], [[GOOD]], gen, rollouts=4, mode="median")
+    with pytest.raises(ValueError, match="rollouts"):
+        estimate_step_labels([PROBLEM], [[GOOD]], gen, rollouts=0)
+    with pytest.raises(ValueError, match="solution lists"):
+        estimate_step_labels([PROBLEM], [], gen, rollouts=1)
+
+
+def test_sample_solutions_one_call_with_per_problem_samples_and_dedupe():
+    texts = iter([join_steps(GOOD), join_steps(BAD), join_steps(GOOD), "\n"])
+    gen = ScriptedGenerator(lambda p, rng: next(texts))
+    sols, stats = sample_solutions_for_labelling([PROBLEM], gen, per_problem=4, sampling=SamplingParams())
+    assert gen.stats.calls == 1 and gen.stats.completions == 4
+    assert sols == [[GOOD, BAD]]  # the duplicate GOOD and the empty sample are dropped
+    assert stats["samples"] == 4 and stats["sample_tokens"] == gen.stats.tokens
+
+
+def _result(texts_correct: list[tuple[str, bool]]) -> SearchResult:
+    cands = [Candidate(text=t, num_tokens=1, correct=c) for t, c in texts_correct]
+    return SearchResult(problem_id="p1", question=PROBLEM.question, reference="10", candidates=cands, best=0, tokens=1)
+
+
+def test_solutions_from_results_interleave_correct_and_incorrect_then_cap():
+    good2 = ["4 + 2 = 6.", "6 + 4 = 10.", "So 10.", "The answer is 10."]
+    res = _result([(join_steps(GOOD), True), (join_steps(good2), True), (join_steps(GOOD), True),
+                   (join_steps(BAD), False)])
+    problems, sols = solutions_from_results([res], per_problem=2)
+    assert problems == [Problem(id="p1", question=PROBLEM.question, answer="10")]
+    assert sols == [[GOOD, BAD]]
+    # Dicts (as read back from a search JSONL) work the same.
+    assert solutions_from_results([res.to_dict()], per_problem=3)[1] == [[GOOD, BAD, good2]]
+
+
+def test_label_round_from_results_uses_one_generate_call():
+    res = _result([(join_steps(GOOD), True), (join_steps(BAD), False)])
+    gen = cycling_generator()
+    cfg = {"label_mode": "soft", "rollouts": 4, "solutions_per_problem": 4, "max_steps": 8,
+           "temperature": 0.7, "max_new_tokens": 64}
+    rows, stats = label_round(gen, cfg, results=[res])
+    assert [r["labels"] for r in rows] == [[0.75, 1.0, 1.0], [0.25, 0.0, 0.0]]
+    assert gen.stats.calls == 1 and stats["sample_tokens"] == 0
+
+
+def test_label_round_samples_when_no_results():
+    responses = iter([join_steps(BAD)] + [RIGHT] * 8)
+    gen = ScriptedGenerator(lambda p, rng: next(responses))
+    cfg = {"label_mode": "hard", "rollouts": 4, "solutions_per_problem": 1, "max_steps": 8,
+           "temperature": 0.7, "max_new_tokens": 64}
+    rows, stats = label_round(gen, cfg, problems=[PROBLEM])
+    assert rows[0]["steps"] == BAD and rows[0]["labels"] == [1.0, 1.0, 0.0]
+    assert gen.stats.calls == 2 and stats["sample_tokens"] == count_tokens(join_steps(BAD))
