@@ -11,12 +11,23 @@ from prefect import flow, get_run_logger
 from searchlearn import tracking
 from searchlearn.config import load_config
 from searchlearn.reporting import render_summary
-from tasks import (evaluate_policy, init_base_model, learn_policy, prepare_problems, search_for_data,
-                   sft_on_demos)
+from tasks import (evaluate_policy, evaluate_reranking, init_base_model, label_steps, learn_policy,
+                   prepare_problems, search_for_data, sft_on_demos, train_reward_model)
 
 
 def section(node) -> dict:
     return OmegaConf.to_container(node, resolve=True)
+
+
+def active(node, choice: str, families: tuple[str, ...]) -> dict:
+    """A config section with only the selected algorithm's subsection kept, so tuning
+    an algorithm that is not in use does not invalidate cached stages."""
+    d = section(node)
+    return {k: v for k, v in d.items() if k not in families or k == d[choice]}
+
+
+SEARCH_FAMILIES = ("beam_search", "dvts", "mcts")
+LEARN_FAMILIES = ("rft", "dpo", "grpo")
 
 
 @flow(name="search-and-learn")
@@ -25,6 +36,9 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
     cfg = load_config(experiment, overrides or [])
     run_dir, seed = str(Path(cfg.run_dir).resolve()), cfg.seed
     gen = section(cfg.generation)
+    search_cfg = active(cfg.search, "algorithm", SEARCH_FAMILIES)
+    learn_cfg = active(cfg.learn, "algorithm", LEARN_FAMILIES)
+    prm = section(cfg.prm)
     mlflow_run = tracking.start_parent_run(cfg, run_name=_run_name(cfg))
     try:
         problems = prepare_problems(section(cfg.problems), cfg.init.num_demos, run_dir)
@@ -32,15 +46,23 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
         policy = init = sft_on_demos(base, problems, section(cfg.init), seed, run_dir)
         history = [_record(0, evaluate_policy(policy, problems, section(cfg.eval), gen, seed, 0, run_dir))]
         tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
+        reward_models, labels = {}, []
         for r in range(1, cfg.rounds + 1):
             started = time.perf_counter()
-            data = search_for_data(policy, problems, None, section(cfg.search), gen, seed, r, run_dir)
+            scorer = reward_models.get(cfg.prm.kind)
+            data = search_for_data(policy, problems, scorer, search_cfg, gen, seed, r, run_dir)
+            if cfg.prm.enabled:
+                labels.append(label_steps(policy, data, prm, gen, seed, r, run_dir))
+                reward_models = retrain_reward_models(cfg, prm, policy, labels, reward_models, r, run_dir)
             start = init if cfg.learn.init_from == "init" else policy
-            policy = learn_policy(start, policy, data, section(cfg.learn), seed, r, run_dir)
+            policy = learn_policy(start, policy, data, learn_cfg, seed, r, run_dir)
             scores = evaluate_policy(policy, problems, section(cfg.eval), gen, seed, r, run_dir)
-            history.append(_record(r, data, policy, scores, seconds=time.perf_counter() - started,
-                                   previous=history[-1]))
-            tracking.log_round(mlflow_run, r, history[-1], {"search": data, "policy": policy})
+            rerank = (evaluate_reranking(policy, problems, reward_models, prm, section(cfg.eval), gen, seed, r,
+                                         run_dir) if reward_models else {})
+            history.append(_record(r, data, policy, scores, rerank, *reward_models.values(), *labels[-1:],
+                                   seconds=time.perf_counter() - started, previous=history[-1]))
+            tracking.log_round(mlflow_run, r, history[-1],
+                               {"search": data, "policy": policy, **reward_models, **({"rerank": rerank} if rerank else {})})
         _finish(mlflow_run, cfg, history, policy)
     except BaseException:
         tracking.finish(mlflow_run, status="FAILED")
@@ -48,12 +70,24 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
     return history
 
 
+def retrain_reward_models(cfg, prm: dict, policy: dict, labels: list[dict], previous: dict, r: int,
+                          run_dir: str) -> dict:
+    """The round's reward model(s), trained on every round's labels so far. Warm
+    start from last round's model of the same kind, else from the policy."""
+    kinds = [cfg.prm.kind] + (["orm"] if cfg.prm.train_orm and cfg.prm.kind != "orm" else [])
+    models = {}
+    for kind in kinds:
+        init = previous.get(kind) if cfg.prm.init_from == "previous" and kind in previous else policy
+        models[kind] = train_reward_model(init, labels, prm, kind, cfg.seed, r, run_dir)
+    return models
+
+
 def _record(round_index: int, *refs: dict, seconds: float | None = None, previous: dict | None = None) -> dict:
     """Flatten stage metrics into one history row (artifact paths/hashes dropped)."""
     row = {"round": round_index}
     for ref in refs:
-        row.update({k: v for k, v in ref.items() if k not in ("path", "sha")})
-    spent = row.get("search.tokens", 0) + row.get("eval.tokens", 0)
+        row.update({k: v for k, v in ref.items() if k not in ("path", "sha", "kind")})
+    spent = sum(row.get(k, 0) for k in ("search.tokens", "eval.tokens", "labels.tokens", "rerank.tokens"))
     row["tokens.cumulative"] = (previous or {}).get("tokens.cumulative", 0) + spent
     if seconds is not None:
         row["seconds"] = round(seconds, 1)
@@ -65,10 +99,19 @@ def _finish(mlflow_run: dict, cfg, history: list[dict], policy: dict) -> None:
     tracking.log_plots(mlflow_run, history)
     tracking.log_table(mlflow_run, history, "summary.json")
     if cfg.tracking.log_final_model:
-        uri = tracking.log_final_model(mlflow_run, str(Path(policy["path"]) / "model"))
-        logger.info("final policy logged as %s", uri)
+        best = _best_round(history)
+        uri = tracking.log_final_model(mlflow_run, str(Path(tracking.round_policy(mlflow_run, best)) / "model"))
+        name = tracking.registered_model_name(cfg)
+        version = tracking.register_champion(mlflow_run, uri, name)
+        logger.info("round %d policy (best eval.greedy_acc) logged as %s, registered as %s version %s @%s",
+                    best, uri, name, version, tracking.CHAMPION)
     tracking.finish(mlflow_run)
     logger.info("\n%s", render_summary(history, f"{cfg.name}: search-and-learn summary"))
+
+
+def _best_round(history: list[dict]) -> int:
+    """The round whose policy becomes the champion: best eval.greedy_acc, ties -> later round."""
+    return max(history, key=lambda row: (row["eval.greedy_acc"], row["round"]))["round"]
 
 
 def _run_name(cfg) -> str:

@@ -9,7 +9,8 @@ from tasks.data import prepare_problems
 from tasks.evaluate import evaluate_policy
 from tasks.learn import learn_policy
 from tasks.policy import init_base_model, sft_on_demos
+from tasks.reward import evaluate_reranking, label_steps, train_reward_model
 from tasks.search import search_for_data
 
-__all__ = ["evaluate_policy", "init_base_model", "learn_policy", "prepare_problems", "search_for_data",
-           "sft_on_demos"]
+__all__ = ["evaluate_policy", "evaluate_reranking", "init_base_model", "label_steps", "learn_policy",
+           "prepare_problems", "search_for_data", "sft_on_demos", "train_reward_model"]

@@ -56,3 +56,54 @@ def evaluate(
 def _mean(values) -> float:
     values = [float(v) for v in values]
     return sum(values) / len(values) if values else 0.0
+
+
+def rerank_curve(
+    problems: Sequence[Problem], generator: Generator, scorers: dict, ns: Sequence[int], temperature: float,
+    max_new_tokens: int, seed: int = 0,
+) -> tuple[dict, list[dict]]:
+    """Best-of-N accuracy at each N for several selectors, from one set of samples.
+
+    `scorers` maps a method name to (StepScorer, aggregation), e.g.
+    {"prm_min": (prm, "min"), "prm_last": (prm, "last"), "orm": (orm, "last")}.
+    The first N of max(ns) samples form each problem's pool at size N, so every
+    method sees the same candidates. Majority vote and a seeded random choice are
+    always included.
+    """
+    import random
+
+    from searchlearn.reward.base import aggregate
+    from searchlearn.search.selection import select_best
+
+    start = time.perf_counter()
+    big = max(ns)
+    outs = generator.generate([build_prompt(p.question) for p in problems],
+                              SamplingParams(n=big, temperature=temperature, max_new_tokens=max_new_tokens))
+    pools = [[make_candidate(p, o.text, o.num_tokens) for o in group] for p, group in zip(problems, outs)]
+    step_scores = {name: _score_pools(problems, pools, scorer) for name, (scorer, _) in scorers.items()}
+    rng = random.Random(seed)
+    table = []
+    for n in ns:
+        row = {"n": n, "majority": 0.0, "random": 0.0, **{name: 0.0 for name in scorers}}
+        for i, pool in enumerate(pools):
+            cands = pool[:n]
+            row["majority"] += bool(cands[select_majority(cands)].correct)
+            row["random"] += bool(rng.choice(cands).correct)
+            for name, (_, how) in scorers.items():
+                for c, s in zip(cands, step_scores[name][i]):
+                    c.score = aggregate(s, how)
+                row[name] += bool(cands[select_best(cands)].correct)
+        table.append({k: (v / len(pools) if k != "n" else v) for k, v in row.items()})
+    metrics = {f"{method}.n{row['n']}": row[method] for row in table for method in row if method != "n"}
+    metrics.update(tokens=sum(c.num_tokens for pool in pools for c in pool),
+                   seconds=round(time.perf_counter() - start, 2))
+    return metrics, table
+
+
+def _score_pools(problems, pools, scorer) -> list[list[list[float]]]:
+    """One batched scorer call over every candidate of every problem."""
+    from searchlearn.formatting import split_steps
+
+    flat = [(p.question, split_steps(c.text) or [""]) for p, pool in zip(problems, pools) for c in pool]
+    scores = iter(scorer.score([q for q, _ in flat], [s for _, s in flat]))
+    return [[next(scores) for _ in pool] for pool in pools]

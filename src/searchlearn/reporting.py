@@ -89,3 +89,24 @@ def accuracy_figures(history: Sequence[dict]) -> dict:
         fig.tight_layout()
         figs[name] = fig
     return figs
+
+
+def rerank_figure(table: Sequence[dict], title: str = "best-of-N reranking (held out)"):
+    """Accuracy vs N (log2 axis) for each selection method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ns = [row["n"] for row in table]
+    for method in [k for k in table[0] if k != "n"]:
+        ax.plot(ns, [row[method] for row in table], marker="o", label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("N (samples per problem)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

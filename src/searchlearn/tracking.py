@@ -94,6 +94,8 @@ def log_round(handle: dict, round_index: int, metrics: dict, refs: dict[str, dic
     search = refs.get("search")
     if search:
         log_search_dataset(client, child, Path(search["path"]) / "results.jsonl", round_index)
+    if refs.get("rerank"):
+        log_rerank(client, child, Path(refs["rerank"]["path"]) / "rerank_table.jsonl", round_index)
     client.set_terminated(child)
     return child
 
@@ -117,6 +119,16 @@ def log_search_dataset(client, run_id: str, path: Path, round_index: int) -> Non
     client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
                                                      tags=[InputTag("mlflow.data.context", "search")])])
     client.log_artifact(run_id, str(path), artifact_path="search")
+
+
+def log_rerank(client, run_id: str, path: Path, round_index: int) -> None:
+    """Best-of-N reranking table (accuracy per N and method) and its plot."""
+    from searchlearn.reporting import rerank_figure
+
+    table = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    client.log_table(run_id, data={k: [r[k] for r in table] for k in table[0]}, artifact_file="rerank/table.json")
+    client.log_figure(run_id, rerank_figure(table, f"best-of-N reranking, round {round_index}"),
+                      "rerank/accuracy_vs_n.png")
 
 
 def log_plots(handle: dict, history: Sequence[dict]) -> None:
@@ -157,3 +169,80 @@ def save_summary_json(history: Sequence[dict]) -> str:
     tmp = Path(tempfile.mkdtemp()) / "summary.json"
     tmp.write_text(json.dumps(list(history), indent=2, default=str))
     return str(tmp)
+
+
+# ---- model registry: the champion policy, and policies named by URI or run ----------------
+
+CHAMPION = "champion"
+
+
+def registered_model_name(cfg) -> str:
+    return cfg.tracking.registered_model or f"{cfg.tracking.experiment_name}-policy"
+
+
+def register_champion(handle: dict, model_uri: str, name: str) -> str:
+    """Register `model_uri` as a new version of `name` and point the `champion` alias
+    at it (aliases, not the deprecated stages). Returns the version."""
+    import mlflow
+
+    mlflow.set_tracking_uri(handle["uri"])
+    version = mlflow.register_model(model_uri, name, tags={"searchlearn.run_id": handle["run_id"]}).version
+    _client(handle["uri"]).set_registered_model_alias(name, CHAMPION, version)
+    return str(version)
+
+
+def round_policy(handle: dict, round_index: int) -> str:
+    """The policy directory a round run of this parent recorded (see log_round)."""
+    client = _client(handle["uri"])
+    runs = client.search_runs(
+        [handle["experiment_id"]], order_by=["attributes.start_time DESC"], max_results=1,
+        filter_string=f"tags.mlflow.parentRunId = '{handle['run_id']}' "
+                      f"and tags.`searchlearn.round` = '{round_index}'",
+    )
+    if not runs or "ref.policy" not in runs[0].data.tags:
+        raise LookupError(f"run {handle['run_id']} recorded no policy for round {round_index}")
+    return runs[0].data.tags["ref.policy"]
+
+
+def resolve_policy(uri: str, model: str) -> str:
+    """What a user names a policy by, as a local directory or an immutable model URI:
+    a directory; `models:/<name>@<alias>` (pinned to its current version),
+    `models:/<name>/<version>`, `models:/m-<id>` or `runs:/<id>/<path>`; or an MLflow
+    run id (a round run: its policy directory; a parent run: the model it logged)."""
+    import mlflow
+
+    if Path(model).is_dir():
+        return str(Path(model).resolve())
+    client = _client(uri)
+    if model.startswith("models:/"):
+        name, at, alias = model[len("models:/"):].partition("@")
+        return f"models:/{name}/{client.get_model_version_by_alias(name, alias).version}" if at else model
+    if model.startswith("runs:/"):
+        return model
+    run = client.get_run(model)  # MlflowException naming the id when it does not exist
+    if "ref.policy" in run.data.tags:
+        return run.data.tags["ref.policy"]
+    logged = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list",
+                                         filter_string=f"source_run_id = '{model}'")
+    if not logged:
+        raise LookupError(f"MLflow run {model} has neither a policy reference nor a logged model")
+    return logged[0].model_uri
+
+
+def download_policy(uri: str, model_uri: str, dst: str | Path) -> Path:
+    """Download a logged policy (see log_final_model) and move its checkpoint to `dst`."""
+    import shutil
+
+    import mlflow
+    from mlflow.models import Model
+
+    mlflow.set_tracking_uri(uri)
+    dst = Path(dst)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
+                                                     dst_path=str(dst.parent / "mlflow-model")))
+    artifacts = Model.load(str(local)).flavors["python_function"].get("artifacts") or {}
+    if "checkpoint" not in artifacts:
+        raise ValueError(f"{model_uri} is not a searchlearn policy (no 'checkpoint' artifact)")
+    shutil.move(str(local / artifacts["checkpoint"]["path"]), str(dst))
+    shutil.rmtree(local, ignore_errors=True)
+    return dst

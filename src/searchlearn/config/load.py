@@ -103,6 +103,7 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
     from searchlearn.learn import LEARNERS
     from searchlearn.models import SOURCES as MODEL_SOURCES
     from searchlearn.problems.sources import SOURCES as PROBLEM_SOURCES
+    from searchlearn.reward.base import AGGREGATIONS
     from searchlearn.search import ALGORITHMS, SELECTIONS
 
     return {
@@ -113,6 +114,19 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
         "search.selection": lambda: sorted(SELECTIONS),
         "learn.algorithm": lambda: sorted(LEARNERS),
         "learn.init_from": lambda: ["init", "previous"],
+        "learn.dpo.pairs": lambda: ["both", "solution", "step"],
+        "search.aggregation": lambda: sorted(AGGREGATIONS),
+        "search.beam_search.aggregation": lambda: sorted(AGGREGATIONS),
+        "search.beam_search.selection": lambda: sorted(SELECTIONS),
+        "search.dvts.aggregation": lambda: sorted(AGGREGATIONS),
+        "search.dvts.selection": lambda: sorted(SELECTIONS),
+        "search.mcts.aggregation": lambda: sorted(AGGREGATIONS),
+        "search.mcts.selection": lambda: sorted(SELECTIONS),
+        "search.mcts.prior": lambda: ["policy", "uniform"],
+        "search.mcts.evaluation": lambda: ["mixed", "prm", "rollout"],
+        "prm.kind": lambda: ["orm", "prm"],
+        "prm.init_from": lambda: ["policy", "previous"],
+        "prm.label_mode": lambda: ["hard", "soft"],
     }
 
 
@@ -137,6 +151,12 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key} must be >= 0, got {OmegaConf.select(cfg, key)}")
     if not 0 < cfg.generation.gpu_memory_utilization <= 1:
         raise ConfigError("generation.gpu_memory_utilization must be in (0, 1]")
+    if (cfg.search.selection in ("weighted", "best") or cfg.search.algorithm != "best_of_n") and not cfg.prm.enabled:
+        if not (cfg.search.algorithm == "mcts" and cfg.search.mcts.evaluation == "rollout"):
+            raise ConfigError(f"search.algorithm={cfg.search.algorithm} / search.selection={cfg.search.selection} "
+                              "needs a reward model: set prm.enabled=true")
+    if any(n <= 0 for n in cfg.prm.rerank_n):
+        raise ConfigError("prm.rerank_n entries must be > 0")
     p = cfg.problems
     if p.source == "arithmetic" and not 1 <= p.min_steps <= p.max_steps <= 4:
         raise ConfigError("problems.min_steps/max_steps must satisfy 1 <= min_steps <= max_steps <= 4")

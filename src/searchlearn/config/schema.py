@@ -90,6 +90,34 @@ class GenerationConfig:
 
 
 @dataclass
+class BeamSearchConfig:
+    beam_width: int = f(0, "Beams kept per step; 0 = n // expansions (beam_width * expansions must be <= n).")
+    expansions: int = f(4, "Next steps sampled from each beam per step.")
+    aggregation: str = f("last", "How a beam's step scores combine into its ranking score: last | min | prod | mean.")
+    selection: str = f("best", "Final pick among finished solutions: first | majority | weighted | best.")
+
+
+@dataclass
+class DVTSConfig:
+    expansions: int = f(4, "Steps each subtree samples per step; there are n // expansions independent subtrees.")
+    aggregation: str = f("last", "How step scores combine into a ranking score: last | min | prod | mean.")
+    selection: str = f("best", "Final pick among finished solutions: first | majority | weighted | best.")
+
+
+@dataclass
+class MCTSConfig:
+    expansions: int = f(4, "Next steps sampled at each expanded leaf; identical steps are merged.")
+    c_puct: float = f(1.0, "Exploration weight in Q + c * P * sqrt(N_parent) / (1 + N_child).")
+    prior: str = f("uniform", "uniform (1/k over distinct children) | policy (how often each step was sampled).")
+    evaluation: str = f("prm", "How a new node is valued: prm | rollout | mixed.")
+    rollout_weight: float = f(0.5, "For mixed: value = (1 - w) * PRM + w * rollout outcome.")
+    use_verifier: bool = f(False, "Value rollouts/terminals against the reference answer (training data only; never at test time).")
+    aggregation: str = f("last", "How PRM step scores become a node or solution value.")
+    selection: str = f("best", "Final pick among finished solutions: first | majority | weighted | best.")
+    max_simulations: int = f(0, "Cap on simulations per problem; 0 = only the token budget limits them.")
+
+
+@dataclass
 class SearchConfig:
     algorithm: str = f("best_of_n", "Search algorithm (see `searchlearn list`).")
     problems_per_round: int = f(128, "Training problems searched each round (sampled from the train split).")
@@ -100,6 +128,10 @@ class SearchConfig:
     max_step_tokens: int = f(48, "Max tokens per step (step-wise searches).")
     max_steps: int = f(8, "Max steps per solution (step-wise searches).")
     selection: str = f("majority", "Best-of-N answer selection: first | majority | weighted | best.")
+    aggregation: str = f("min", "Best-of-N with a scorer: how step scores become a solution score (last | min | prod | mean).")
+    beam_search: BeamSearchConfig = sub(BeamSearchConfig, "PRM-guided beam search settings.")
+    dvts: DVTSConfig = sub(DVTSConfig, "Diverse verifier tree search settings.")
+    mcts: MCTSConfig = sub(MCTSConfig, "Monte-Carlo tree search settings.")
 
 
 @dataclass
@@ -109,11 +141,49 @@ class RFTConfig:
     train: TrainConfig = sub(TrainConfig, "Optimizer settings for RFT.")
 
 
+def _train(**overrides):
+    return field(default_factory=lambda: TrainConfig(**overrides), metadata={"help": "Optimizer settings."})
+
+
+@dataclass
+class DPOConfig:
+    pairs: str = f("both", "Preference pairs: solution (correct vs incorrect sample) | step (sibling steps of a search tree, MCTS-DPO) | both.")
+    min_margin: float = f(0.2, "Step pairs: smallest value gap between two sibling steps.")
+    max_pairs_per_problem: int = f(4, "Cap per problem and level (0 = none): step pairs keep the largest margins, solution pairs a seeded sample.")
+    beta: float = f(0.1, "DPO beta; higher keeps the policy closer to the reference (the previous round's policy).")
+    loss_type: str = f("sigmoid", "TRL DPO loss: sigmoid (DPO) | ipo | hinge | robust | apo_zero | ...")
+    train: TrainConfig = _train(learning_rate=1e-6, batch_size=8)
+
+
+@dataclass
+class GRPOConfig:
+    num_generations: int = f(8, "Completions per problem (the group); >= 2.")
+    max_completion_length: int = f(160, "Max tokens per sampled completion.")
+    temperature: float = f(1.0, "Sampling temperature of the rollouts.")
+    top_p: float = f(1.0, "Nucleus sampling of the rollouts.")
+    beta: float = f(0.0, "KL coefficient; 0 loads no reference model (DAPO / Dr. GRPO practice), e.g. 0.04 for the original GRPO.")
+    epsilon: float = f(0.2, "PPO-style clipping range of the policy ratio.")
+    loss_type: str = f("dapo", "TRL GRPO loss: dapo | grpo | dr_grpo | bnpo | ...")
+    scale_rewards: str = f("group", "Advantage scaling: group | batch | none (Dr. GRPO).")
+    num_iterations: int = f(1, "Updates per generated batch (mu).")
+    mask_truncated_completions: bool = f(False, "Leave completions cut at max_completion_length out of the loss.")
+    correctness_weight: float = f(1.0, "Weight of the verifier reward (1 correct / 0 not).")
+    format_weight: float = f(0.2, "Weight of the format reward (clean final answer line); 0 disables it.")
+    prm_weight: float = f(0.0, "Weight of PRM shaping (aggregated step scores); applies when a PRM is trained.")
+    prm_aggregation: str = f("min", "How PRM step scores become one reward: min | prod | last | mean.")
+    use_vllm: bool = f(False, "Generate rollouts with vLLM (GPU: install `vllm`, set true; CPU: false = HF generate).")
+    vllm_mode: str = f("colocate", "colocate: engine inside the trainer on the same GPU; server: `trl vllm-serve --model <policy>`.")
+    vllm_gpu_memory_utilization: float = f(0.3, "colocate: the fraction of GPU memory vLLM may take.")
+    train: TrainConfig = _train(learning_rate=1e-6, batch_size=16, max_steps=32, logging_steps=1)
+
+
 @dataclass
 class LearnConfig:
-    algorithm: str = f("rft", "Policy learner: rft (see `searchlearn list`).")
+    algorithm: str = f("rft", "Policy learner: rft | dpo | grpo (see `searchlearn list`).")
     init_from: str = f("previous", "Each round starts from the previous round's policy (previous) or the SFT-initialised one (init, as in ReST-EM).")
     rft: RFTConfig = sub(RFTConfig, "Rejection-sampling fine-tuning.")
+    dpo: DPOConfig = sub(DPOConfig, "Direct preference optimisation on search preferences.")
+    grpo: GRPOConfig = sub(GRPOConfig, "Group-relative policy optimisation with verifiable rewards.")
 
 
 @dataclass
@@ -129,6 +199,27 @@ class TrackingConfig:
     uri: str = f("", "MLflow tracking URI; empty = sqlite:///<run_dir>/mlflow.db (absolute).")
     experiment_name: str = f("searchlearn", "MLflow experiment name.")
     log_final_model: bool = f(True, "Log the final policy as an MLflow model (a reference to its files).")
+    registered_model: str = f("", "Registry name of the champion policy; empty = <experiment_name>-policy.")
+
+
+@dataclass
+class PRMConfig:
+    enabled: bool = f(False, "Label steps and (re)train a reward model every round; search and evaluation then use it.")
+    kind: str = f("prm", "prm: Math-Shepherd Monte-Carlo step labels | orm: one verifier label per solution.")
+    init_from: str = f("previous", "previous: warm-start from last round's reward model (round 1: the policy) | policy: the round's policy + a new score head.")
+    label_mode: str = f("soft", "soft: fraction of rollouts reaching the reference answer | hard: 1 if any does.")
+    problems_per_round: int = f(32, "Searched problems whose solutions get labelled (0 = all). Main cost knob.")
+    solutions_per_problem: int = f(2, "Solutions labelled per problem (correct and incorrect interleaved before the cap).")
+    rollouts: int = f(4, "Completions per step prefix (tokens ~ problems x solutions x (steps - 1) x rollouts x length).")
+    max_steps: int = f(6, "Label only the first N steps of each solution.")
+    temperature: float = f(0.8, "Rollout sampling temperature.")
+    top_p: float = f(1.0, "Rollout nucleus sampling.")
+    max_new_tokens: int = f(160, "Max tokens per rollout (a full completion from the prefix).")
+    eval_fraction: float = f(0.15, "Share of labelled problems held out for step-level AUC / accuracy.")
+    train_orm: bool = f(False, "Also train an ORM each round, for the PRM-vs-ORM best-of-N comparison in evaluation.")
+    rerank_n: list = f([1, 2, 4, 8, 16], "Best-of-N sizes for the reranking evaluation (PRM-min, PRM-last, ORM, majority, random).")
+    rerank_problems: int = f(0, "Held-out problems used for the reranking evaluation (0 = eval.num_problems).")
+    train: TrainConfig = sub(TrainConfig, "Reward-model optimizer settings.")
 
 
 @dataclass
@@ -143,5 +234,6 @@ class ExperimentConfig:
     generation: GenerationConfig = sub(GenerationConfig, "Generator backend settings.")
     search: SearchConfig = sub(SearchConfig, "Search-based data generation.")
     learn: LearnConfig = sub(LearnConfig, "Policy learning from search data.")
+    prm: PRMConfig = sub(PRMConfig, "Process (or outcome) reward model, retrained every round.")
     eval: EvalConfig = sub(EvalConfig, "Held-out evaluation every round.")
     tracking: TrackingConfig = sub(TrackingConfig, "MLflow tracking.")

