@@ -13,7 +13,7 @@ COLUMNS = [
     ("eval.pass_at_{k}", "pass@{k}"),
     ("search.solved", "search solved"),
     ("learn.rft.examples", "train ex."),
-    ("learn.train_loss_last", "loss"),
+    ("learn.train.last_loss", "train loss"),
     ("prm.eval_auc", "PRM AUC"),
     ("tokens.cumulative", "tokens (cum.)"),
     ("seconds", "seconds"),

@@ -46,7 +46,7 @@ def test_mlflow_records_parent_rounds_datasets_plots_and_model(first_run):
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert parent.data.params["search.n"] == "4"
+    assert parent.data.params["search.n"] == "8"
     assert parent.data.params["policy.source"] == "tiny"
     assert "eval.greedy_acc" in parent.data.metrics
     top = {a.path for a in client.list_artifacts(parent.info.run_id)}

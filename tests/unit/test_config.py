@@ -75,3 +75,18 @@ def test_config_is_read_only_and_flattens():
     flat = flatten(cfg)
     assert flat["search.n"] == cfg.search.n
     assert all(not isinstance(v, dict) for v in flat.values())
+
+
+def test_inherit_chains_variants(tmp_path):
+    cfg = load_config("tiny_prm")
+    assert cfg.name == "tiny_prm" and cfg.policy.source == "tiny"  # from tiny
+    assert cfg.prm.enabled and cfg.search.algorithm == "beam_search"  # its own
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("inherit: loop\n")
+    with pytest.raises(ConfigError, match="unknown experiment 'loop'"):
+        load_config(str(loop))
+
+
+def test_tree_search_without_reward_model_is_rejected():
+    with pytest.raises(ConfigError, match="prm.enabled=true"):
+        load_config("tiny", ["search.algorithm=beam_search"])

@@ -66,6 +66,22 @@ def _load_yaml(path: Path) -> DictConfig:
     return cfg
 
 
+def _experiment_layers(path: Path, conf) -> list[tuple[Path, DictConfig]]:
+    """An experiment YAML may start from another variant with `inherit: <name>`;
+    returns the chain, root first, with the `inherit` keys removed."""
+    layers: list[tuple[Path, DictConfig]] = []
+    seen: set[Path] = set()
+    while path is not None:
+        if path in seen:
+            raise ConfigError(f"{path}: inherit cycle")
+        seen.add(path)
+        layer = _load_yaml(path)
+        parent = layer.pop("inherit", None)
+        layers.append((path, layer))
+        path = experiment_path(str(parent), conf) if parent else None
+    return layers[::-1]
+
+
 def load_config(
     experiment: str = "quickstart", overrides: Sequence[str] = (), conf: str | Path | None = None
 ) -> DictConfig:
@@ -74,10 +90,11 @@ def load_config(
     base_path = conf_dir(conf) / "base.yaml"
     cfg = _merge(cfg, _load_yaml(base_path), str(base_path))
     exp_path = experiment_path(experiment, conf)
-    exp = _load_yaml(exp_path)
-    if "name" not in exp:
-        exp.name = exp_path.stem
-    cfg = _merge(cfg, exp, str(exp_path))
+    layers = _experiment_layers(exp_path, conf)
+    for path, layer in layers:
+        cfg = _merge(cfg, layer, str(path))
+    if "name" not in layers[-1][1]:
+        cfg.name = exp_path.stem
     bad = [o for o in overrides if "=" not in o]
     if bad:
         raise ConfigError(f"override {bad[0]!r} is not of the form key=value")
