@@ -4,7 +4,8 @@ from search_fixtures import TableScorer, budget, problem, scripted
 
 from searchlearn.formatting import build_prompt, join_steps
 from searchlearn.search.base import Candidate, SearchResult, node_path, tree_node
-from searchlearn.search.export import preference_pairs, solution_pairs, step_values, verified_traces
+from searchlearn.learn.pairs import step_pairs
+from searchlearn.search.export import step_values
 from searchlearn.search.mcts import MCTS
 
 Q = "Tom has 3 apples and buys 4. How many?"
@@ -38,18 +39,6 @@ def test_node_path():
     assert node_path(hand_tree(), 0) == []
 
 
-def test_verified_traces_dedupe_cap_and_trim():
-    right = "3 + 4 = 7\nThe answer is 7.\n"
-    r = result([cand(right + "rambling on\n", True), cand(right, True), cand("x\nThe answer is 8.\n", False),
-                cand("The answer is 8.\nThe answer is 7.\n", True), cand("4 + 3 = 7\nThe answer is 7.\n", True)])
-    rows = verified_traces([r], max_per_problem=4, dedupe=True)
-    # Rambling is cut, the duplicate dropped, wrong-then-right rejected.
-    assert rows == [{"problem_id": "p1", "prompt": build_prompt(Q), "completion": right},
-                    {"problem_id": "p1", "prompt": build_prompt(Q), "completion": "4 + 3 = 7\nThe answer is 7.\n"}]
-    assert [x["completion"] for x in verified_traces([r.to_dict()], max_per_problem=2, dedupe=False)] == [right, right]
-    assert len(verified_traces([r], max_per_problem=1)) == 1
-
-
 def test_step_values_are_paths_to_terminal_nodes():
     rows = step_values([result(tree=hand_tree())])
     assert rows == [
@@ -64,29 +53,12 @@ def test_step_values_are_paths_to_terminal_nodes():
     assert step_values([result(tree=None)]) == []
 
 
-def test_preference_pairs_share_their_prefix():
-    pairs = preference_pairs([result(tree=hand_tree())], min_margin=0.0, max_pairs_per_problem=8)
-    # Root siblings: (a .9, b .2) .7, (a, d) tie -> none, (b .2, d .9) .7; b's children: (8 .0, Hmm .5) .5.
-    assert [(p["chosen"], p["rejected"], round(p["margin"], 6)) for p in pairs] == [
-        ("3 + 4 = 7\n", "3 + 4 = 8\n", 0.7), ("4 + 3 = 7\n", "3 + 4 = 8\n", 0.7), ("Hmm\n", "The answer is 8.\n", 0.5)]
-    assert [p["prompt"] for p in pairs] == [build_prompt(Q)] * 2 + [build_prompt(Q) + "3 + 4 = 8\n"]
-    assert all(p["level"] == "step" and p["problem_id"] == "p1" for p in pairs)
-    assert len(preference_pairs([result(tree=hand_tree())], min_margin=0.6)) == 2
-    # 0.7 - 0.5 = 0.19999999999999996 still passes min_margin=0.2.
-    tree = hand_tree()
-    tree[5]["value"], tree[4]["value"] = 0.7, 0.5
-    assert len(preference_pairs([result(tree=tree)], min_margin=0.2)) == 3
-    # The cap keeps the largest margins.
-    assert [p["margin"] for p in preference_pairs([result(tree=hand_tree())], max_pairs_per_problem=1)] == [
-        pairs[0]["margin"]]
-
-
-def test_preference_pairs_from_a_real_mcts_tree():
+def test_step_pairs_from_a_real_mcts_tree_share_their_prefix():
     table = {"": ["A\n", "B\n"], "A\n": ["The answer is 7.\n"], "B\n": ["C\n", "The answer is 5.\n"]}
     scores = {"A": 0.8, "B": 0.4, "C": 0.3, "The answer is 5.": 0.2}
     algo = MCTS(expansions=2, use_verifier=True, max_simulations=3)
     [res] = algo.search([problem()], scripted(table), TableScorer(scores), budget(n=2))
-    pairs = preference_pairs([res.to_dict()])
+    pairs = step_pairs([res.to_dict()], min_margin=0.0, max_pairs_per_problem=8)
     solutions = {build_prompt(Q) + join_steps([n["step"] for n in node_path(res.tree, n["id"])]) for n in res.tree}
     for p in pairs:
         # prefix + chosen and prefix + rejected are both nodes of the tree: siblings.
@@ -96,13 +68,3 @@ def test_preference_pairs_from_a_real_mcts_tree():
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [("A\n", "B\n"), ("C\n", "The answer is 5.\n")]
 
 
-def test_solution_pairs():
-    r = result([cand("a\nThe answer is 7.\n", True), cand("b\nThe answer is 7.\n", True),
-                cand("c\nThe answer is 8.\n", False), cand("d\nThe answer is 9.\n", False),
-                cand("c\nThe answer is 8.\n", False), cand("e\n", None)])
-    pairs = solution_pairs([r], max_pairs_per_problem=3)
-    # Anti-diagonal order: (a,c), then (a,d) and (b,c).
-    assert [(p["chosen"][0], p["rejected"][0]) for p in pairs] == [("a", "c"), ("a", "d"), ("b", "c")]
-    assert all(p["level"] == "solution" and p["margin"] == 1.0 and p["prompt"] == build_prompt(Q) for p in pairs)
-    assert len(solution_pairs([r], max_pairs_per_problem=0)) == 4
-    assert solution_pairs([result([cand("a\nThe answer is 7.\n", True)])]) == []
