@@ -61,3 +61,6 @@ prefect-server: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+# Prefect server, work pool, worker, deployments and triggers (see deployments/README.md).
+include deployments/Makefile.ops
