@@ -21,7 +21,7 @@ from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir, atomic_write_json
 METRICS_FILE = "train_metrics.json"
 CONFIG_FILE = "train_config.json"
 # Below this many optimizer steps a progress bar is noise (tests, tiny rounds).
-PROGRESS_BAR_MIN_STEPS = 25
+PROGRESS_BAR_MIN_STEPS = 8
 
 
 def train_sft(model_dir: str, examples: list[dict], train_cfg: dict, out_dir: str, seed: int = 0) -> dict:
