@@ -10,8 +10,10 @@ SFT_CODE = ("searchlearn.learn.sft", "searchlearn.stages.policy")
 @task(name="init-base-model", **cached(*BASE_CODE))
 def init_base_model(policy_cfg: dict, problems: dict, seed: int, run_dir: str) -> dict:
     """The base LM as a plain HF checkpoint (GGUF conversion / hub / tiny from scratch)."""
-    # The tiny tokenizer is trained on the demos, so the problems are an input here.
-    out = output_dir(run_dir, "base-model", BASE_CODE, cfg=policy_cfg, problems=problems["sha"], seed=seed)
+    # Only the tiny tokenizer is trained on the demos; other sources ignore them, so
+    # a change of problems must not re-convert or re-download a real model.
+    corpus = problems["sha"] if policy_cfg["source"] == "tiny" else None
+    out = output_dir(run_dir, "base-model", BASE_CODE, cfg=policy_cfg, corpus=corpus, seed=seed)
     return policy.materialize_policy(policy_cfg, problems["path"], seed, out)
 
 
