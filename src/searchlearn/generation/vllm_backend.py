@@ -3,19 +3,24 @@
 One engine per policy checkpoint; `generate` is one `llm.generate` call, and vLLM
 batches and prefix-caches internally (tree search re-sends shared prefixes).
 
-In-process engine, not the multiprocess one. Measured on the 2-core CPU box with the
-tiny model (see bench/generation.py for throughput): in-process engine start 4.6-7.5 s
-after the ~10 s `import vllm`, versus 33-40 s multiprocess, because each spawned
-engine process re-imports torch and vLLM; steady generation speed was similar.
-In-process also needs no `if __name__ == "__main__"` guard (the CLI, pytest and Prefect
-all just work), ran from a Prefect-style worker thread, and `close()` handed the
-memory back (RSS 2.6 GB -> 0.8 GB) so the next round's engine starts in the same
-process. The cost: vLLM reseeds the process's global random generators when an
-engine starts. Set VLLM_ENABLE_V1_MULTIPROCESSING=1 yourself to choose the other mode.
+In-process engine (VLLM_ENABLE_V1_MULTIPROCESSING=0), not the multiprocess one.
+Measured on the 2-core CPU box, SmolLM2-135M bf16, 16 prompts x n=8 x 32 tokens:
+- start 18 s in-process vs 49 s multiprocess (the spawned engine process re-imports
+  torch and vLLM; the tiny model: 5-7 s vs 33-40 s after a ~10 s `import vllm`);
+- 430-510 tok/s in-process vs 250-276 tok/s multiprocess: the multiprocess engine
+  binds its worker's threads to one core and reserves the other for its scheduler.
+In-process also needs no `if __name__ == "__main__"` guard (CLI, pytest and Prefect
+just work), ran from a worker thread like Prefect's, and `close()` handed the memory
+back (tiny model: RSS 2.6 -> 0.8 GB), so the next round's engine starts in the same
+process. Its side effects on the host process are undone here: vLLM samples from, and
+at start reseeds, the process's global RNGs (we swap in a private RNG state), and it
+turns `torch.set_num_threads` into a no-op (restored on close). Set
+VLLM_ENABLE_V1_MULTIPROCESSING=1 yourself to choose the other mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -46,21 +51,26 @@ class VLLMGenerator:
         max_model_len: int = 1024,
     ):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        import torch
         from vllm import LLM
 
         start = time.perf_counter()
-        # Seed on the engine: a per-request SamplingParams(seed=...) crashes the CPU
-        # engine ("CPU Generator does not use offset"), see ENVIRONMENT.md.
-        self.llm = LLM(
-            model=str(model_dir),
-            seed=seed,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            enable_prefix_caching=enable_prefix_caching,
-            max_model_len=fit_context(model_dir, max_model_len),
-        )
+        self._set_num_threads = torch.set_num_threads  # the CPU worker replaces it
+        with _caller_rngs_kept():
+            # Seed on the engine: a per-request SamplingParams(seed=...) crashes the CPU
+            # engine ("CPU Generator does not use offset"), see ENVIRONMENT.md.
+            self.llm = LLM(
+                model=str(model_dir),
+                seed=seed,
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                tensor_parallel_size=tensor_parallel_size,
+                enforce_eager=enforce_eager,
+                enable_prefix_caching=enable_prefix_caching,
+                max_model_len=fit_context(model_dir, max_model_len),
+            )
+            torch.manual_seed(seed)
+            self._rng_state = torch.get_rng_state()
         self.stats = GenerationStats()
         self.stats.extra["engine_start_seconds"] = time.perf_counter() - start
 
@@ -71,16 +81,32 @@ class VLLMGenerator:
         # Greedy samples are identical: ask for one and copy it (as the HF backend
         # does), so stats.tokens counts only tokens actually computed.
         reps = 1 if params.greedy else params.n
-        outputs = self.llm.generate(
-            list(prompts), self._sampling_params(params, reps),
-            use_tqdm=len(prompts) * reps >= _PROGRESS_MIN_SEQUENCES,
-        )
+        with self._private_rng():
+            outputs = self.llm.generate(
+                list(prompts), self._sampling_params(params, reps),
+                use_tqdm=len(prompts) * reps >= _PROGRESS_MIN_SEQUENCES,
+            )
         computed = [[_completion(c) for c in o.outputs] for o in outputs]  # in prompt order
         out = [[dataclasses.replace(cs[j % reps]) for j in range(params.n)] for cs in computed]
         self.stats.add(len(prompts), out, time.perf_counter() - start)
         self.stats.tokens -= sum(c.num_tokens for cs in out for c in cs) - sum(
             c.num_tokens for cs in computed for c in cs)
         return out
+
+    @contextlib.contextmanager
+    def _private_rng(self):
+        """The in-process engine samples from torch's global CPU generator (in this
+        thread, inside llm.generate). Swapping in this engine's own state makes its
+        samples depend only on the seed and its own calls, as with the HF backend and
+        a multiprocess engine, whatever else in the process draws random numbers."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng_state)
+            try:
+                yield
+            finally:
+                self._rng_state = torch.get_rng_state()
 
     @staticmethod
     def _sampling_params(params: SamplingParams, n: int):
@@ -102,8 +128,11 @@ class VLLMGenerator:
         start in this process."""
         import gc
 
+        import torch
+
         if self.llm is None:
             return
+        torch.set_num_threads = self._set_num_threads
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if core is not None:
             core.shutdown()
@@ -115,6 +144,24 @@ class VLLMGenerator:
         from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
 
         cleanup_dist_env_and_memory()
+
+
+@contextlib.contextmanager
+def _caller_rngs_kept():
+    """Engine start seeds python's, numpy's and torch's global RNGs; give the caller
+    back the states it had."""
+    import random
+
+    import numpy as np
+    import torch
+
+    py, npy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(npy)
 
 
 def _completion(output) -> Completion:
