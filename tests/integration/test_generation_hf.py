@@ -183,3 +183,19 @@ def test_get_generator_reuses_one_generator_and_closes_the_previous(trained_tiny
         assert get_generator(trained_tiny_dir, {**cfg, "hf_batch_size": 4}, seed=1) is not h
     finally:
         release_generator()
+
+
+def test_reseed_makes_a_stage_independent_of_earlier_calls(trained_tiny_dir):
+    """A resumed run skips cached stages' generate calls; after reseed the next
+    stage samples exactly as in an uninterrupted run."""
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=12)
+    prompts = [build_prompt("Ann has 3 pens and gets 4 more. How many pens does Ann have?")]
+    uninterrupted = HFGenerator(trained_tiny_dir, seed=0)
+    uninterrupted.generate(prompts, params)  # an earlier stage (e.g. evaluation)
+    uninterrupted.reseed(123)
+    expected = [c.text for c in uninterrupted.generate(prompts, params)[0]]
+    resumed = HFGenerator(trained_tiny_dir, seed=0)  # the earlier stage came from cache
+    resumed.reseed(123)
+    assert [c.text for c in resumed.generate(prompts, params)[0]] == expected
+    resumed.reseed(124)
+    assert [c.text for c in resumed.generate(prompts, params)[0]] != expected

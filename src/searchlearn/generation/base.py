@@ -60,4 +60,10 @@ class Generator(Protocol):
 
     def generate(self, prompts: Sequence[str], params: SamplingParams) -> list[list[Completion]]: ...
 
+    def reseed(self, seed: int) -> None:
+        """Restart the sampling stream. One engine serves consecutive stages, and a
+        cached stage skips its generate calls, so each stage reseeds first: its
+        samples then depend on its own seed, not on what ran before it."""
+        ...
+
     def close(self) -> None: ...

@@ -130,6 +130,14 @@ class HFGenerator:
         # No clean-up of tokenization spaces: vLLM's incremental detokenizer does none.
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
+    def reseed(self, seed: int) -> None:
+        """Restart this generator's sampling stream (see Generator.reseed)."""
+        import torch
+
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            torch.manual_seed(seed)
+            self._rng_state = _get_rng_state(self.device)
+
     def _rng_devices(self) -> list:
         return [] if self.device == "cpu" else [self.device]
 

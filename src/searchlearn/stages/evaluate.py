@@ -5,18 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
-from searchlearn.stages.common import produce
+from searchlearn.stages.common import produce, stage_generator
 from searchlearn.stages.data import test_problems
 
 
 def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dict, seed: int,
                     out_dir: str | Path) -> dict:
     from searchlearn.evaluation import evaluate
-    from searchlearn.generation import get_generator
 
     def build(tmp: Path) -> dict:
         problems = test_problems(data_dir, eval_cfg["num_problems"])
-        generator = get_generator(policy_dir, gen_cfg, seed)
+        # One eval seed for every round: rounds are compared on common random numbers.
+        generator = stage_generator(policy_dir, gen_cfg, seed, "eval")
         metrics, records = evaluate(
             problems, generator, eval_cfg["k"], eval_cfg["temperature"], eval_cfg["max_new_tokens"]
         )
@@ -30,7 +30,6 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
                        eval_cfg: dict, gen_cfg: dict, seed: int, out_dir: str | Path) -> dict:
     """Best-of-N at N in prm.rerank_n with PRM-min, PRM-last, ORM, majority and random."""
     from searchlearn.evaluation import rerank_curve
-    from searchlearn.generation import get_generator
     from searchlearn.reward import load_scorer
 
     def build(tmp: Path) -> dict:
@@ -40,7 +39,7 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
             scorer = load_scorer(kind, str(Path(ref["path"]) / "model"))
             for how in (("min", "last") if kind == "prm" else ("last",)):
                 scorers[f"{kind}_{how}" if kind == "prm" else kind] = (scorer, how)
-        generator = get_generator(policy_dir, gen_cfg, seed)
+        generator = stage_generator(policy_dir, gen_cfg, seed, "rerank")
         metrics, table = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"], eval_cfg["temperature"],
                                       eval_cfg["max_new_tokens"], seed)
         write_jsonl(tmp / "rerank_table.jsonl", table)

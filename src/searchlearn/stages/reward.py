@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from searchlearn.problems.base import iter_jsonl
-from searchlearn.stages.common import produce
+from searchlearn.stages.common import produce, stage_generator
 
 LABELS_FILE = "labelled_steps.jsonl"
 
@@ -25,9 +25,8 @@ def label_steps(policy_dir: str, search_dir: str, prm_cfg: dict, gen_cfg: dict, 
         if prm_cfg["kind"] == "orm":
             rows, stats = outcome_rows(results, prm_cfg["solutions_per_problem"]), {"tokens": 0}
         else:
-            from searchlearn.generation import get_generator
-
-            rows, stats = label_round(get_generator(policy_dir, gen_cfg, seed), prm_cfg, results=results)
+            generator = stage_generator(policy_dir, gen_cfg, seed, "labels")
+            rows, stats = label_round(generator, prm_cfg, results=results)
         write_labelled_steps(tmp / LABELS_FILE, rows)
         # Outcome rows for an optional ORM trained alongside the PRM (same searched data).
         write_labelled_steps(tmp / "outcome_rows.jsonl", outcome_rows(results, prm_cfg["solutions_per_problem"]))

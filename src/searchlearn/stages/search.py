@@ -9,7 +9,7 @@ from pathlib import Path
 from searchlearn.artifacts import write_jsonl
 from searchlearn.problems.base import write_problems
 from searchlearn.search import ALGORITHMS, SearchBudget
-from searchlearn.stages.common import log, produce
+from searchlearn.stages.common import log, produce, stage_generator
 from searchlearn.stages.data import round_problems
 
 
@@ -51,11 +51,9 @@ def search_round(
     policy_dir: str, data_dir: str, search_cfg: dict, gen_cfg: dict, scorer_ref: dict | None,
     seed: int, round_index: int, out_dir: str | Path,
 ) -> dict:
-    from searchlearn.generation import get_generator
-
     def build(tmp: Path) -> dict:
         problems = round_problems(data_dir, search_cfg["problems_per_round"], seed * 1000 + round_index)
-        generator = get_generator(policy_dir, gen_cfg, seed)
+        generator = stage_generator(policy_dir, gen_cfg, seed, "search", round_index)
         start = time.perf_counter()
         scorer = load_scorer_ref(scorer_ref)
         algorithm = build_algorithm(search_cfg, has_scorer=scorer is not None)
