@@ -127,8 +127,11 @@ def log_rerank(client, run_id: str, path: Path, round_index: int) -> None:
 
     table = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     client.log_table(run_id, data={k: [r[k] for r in table] for k in table[0]}, artifact_file="rerank/table.json")
-    client.log_figure(run_id, rerank_figure(table, f"best-of-N reranking, round {round_index}"),
-                      "rerank/accuracy_vs_n.png")
+    import matplotlib.pyplot as plt
+
+    fig = rerank_figure(table, f"best-of-N reranking, round {round_index}")
+    client.log_figure(run_id, fig, "rerank/accuracy_vs_n.png")
+    plt.close(fig)
 
 
 def log_plots(handle: dict, history: Sequence[dict]) -> None:
@@ -136,8 +139,11 @@ def log_plots(handle: dict, history: Sequence[dict]) -> None:
     from searchlearn.reporting import accuracy_figures
 
     client = _client(handle["uri"])
+    import matplotlib.pyplot as plt
+
     for name, fig in accuracy_figures(history).items():
         client.log_figure(handle["run_id"], fig, f"{PLOT_DIR}/{name}.png")
+        plt.close(fig)  # pyplot keeps every figure alive until closed
 
 
 def log_table(handle: dict, rows: Iterable[dict], name: str) -> None:
