@@ -16,7 +16,7 @@ COLUMNS = [
     ("learn.train.last_loss", "train loss"),
     ("prm.eval_auc", "PRM AUC"),
     ("tokens.cumulative", "tokens (cum.)"),
-    ("seconds", "seconds"),
+    ("seconds", "wall s (this run)"),
 ]
 
 
