@@ -25,9 +25,9 @@ from searchlearn.learn.dpo import (
     log_final_step_callback,
     save_checkpoint,
     train_defaults,
-    training_kwargs,
     with_defaults,
 )
+from searchlearn.learn.training_args import training_kwargs
 from searchlearn.problems.base import read_problems
 from searchlearn.reward.base import StepScorer, aggregate
 

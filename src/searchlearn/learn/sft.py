@@ -82,47 +82,17 @@ def _build_trainer(model_dir: str, examples: list[dict], train_cfg: dict, work_d
     return trainer, losses
 
 
-def _warmup_fraction(ratio: float) -> float:
-    # transformers 5 dropped warmup_ratio: warmup_steps below 1 is read as a fraction
-    # of the run, and 1 or more as a step count, so a ratio must stay below 1.
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError(f"train.warmup_ratio must be in [0, 1), got {ratio}")
-    return float(ratio)
-
-
 def _sft_config(train_cfg: dict, work_dir: str, seed: int, steps: int):
-    import torch
     from trl import SFTConfig
 
+    from searchlearn.learn.training_args import training_kwargs
+
     return SFTConfig(
-        output_dir=work_dir,
-        num_train_epochs=train_cfg["epochs"],
-        max_steps=train_cfg["max_steps"],
-        learning_rate=train_cfg["learning_rate"],
-        lr_scheduler_type=train_cfg["lr_scheduler"],
-        warmup_steps=_warmup_fraction(train_cfg["warmup_ratio"]),
-        weight_decay=train_cfg["weight_decay"],
-        per_device_train_batch_size=train_cfg["batch_size"],
-        gradient_accumulation_steps=train_cfg["grad_accum"],
+        **{**training_kwargs(train_cfg, work_dir, seed), "disable_tqdm": steps < PROGRESS_BAR_MIN_STEPS},
         max_length=train_cfg["max_length"],
-        # SFTConfig defaults both to True. bf16 autocast was not faster on this CPU;
-        # checkpointing recomputes activations, time spent to save memory we have.
-        bf16=train_cfg["bf16"],
-        fp16=False,
-        # Without CUDA, transformers 5 refuses bf16 unless told the run is CPU-only.
-        use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=False,
         completion_only_loss=True,
-        logging_steps=train_cfg["logging_steps"],
-        logging_first_step=True,
         include_num_input_tokens_seen="non_padding",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=steps < PROGRESS_BAR_MIN_STEPS,
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        seed=seed,
-        data_seed=seed,
     )
 
 
