@@ -106,14 +106,3 @@ def stage_dir(run_dir: str | Path, stage: str, **key_material: Any) -> Path:
     """Deterministic output directory of a stage for given inputs, so a stage that
     already completed (even if orchestration state was lost) is found again."""
     return Path(run_dir).resolve() / "artifacts" / stage / stable_hash(key_material)[:16]
-
-
-def require_artifact(ref: dict) -> Path:
-    """Fail clearly when a (possibly cached) reference points at a vanished artifact."""
-    path = Path(ref["path"])
-    if not path.exists():
-        raise FileNotFoundError(
-            f"artifact {path} is missing (deleted after it was cached?). "
-            "Re-run with --refresh-cache to rebuild it."
-        )
-    return path

@@ -6,7 +6,6 @@ runners), and logs from returned values because cached stages skip their bodies.
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -170,11 +169,6 @@ def log_final_model(handle: dict, model_dir: str, name: str = "policy") -> str:
 def finish(handle: dict, status: str = "FINISHED") -> None:
     _client(handle["uri"]).set_terminated(handle["run_id"], status=status)
 
-
-def save_summary_json(history: Sequence[dict]) -> str:
-    tmp = Path(tempfile.mkdtemp()) / "summary.json"
-    tmp.write_text(json.dumps(list(history), indent=2, default=str))
-    return str(tmp)
 
 
 # ---- model registry: the champion policy, and policies named by URI or run ----------------

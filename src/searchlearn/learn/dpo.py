@@ -54,15 +54,10 @@ class DPOLearner:
                    "reference_model": inputs.reference_dir}
         if not pairs:
             # Nothing to prefer (e.g. every problem all-correct or all-wrong): keep the policy.
-            metrics.update({"train.steps": 0, "train.wall_s": round(time.perf_counter() - start, 3)})
-            copy_policy(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
-            return metrics
+            return finish(inputs, sidecar, metrics, start)
         trainer, tokenizer = _train(inputs, dpo, pairs)
         metrics.update(summarize_dpo_logs(trainer.state.log_history))
-        metrics.update({"train.steps": trainer.state.global_step,
-                        "train.wall_s": round(time.perf_counter() - start, 3)})
-        save_checkpoint(trainer.model, tokenizer, inputs.out_dir, sidecar, metrics)
-        return metrics
+        return finish(inputs, sidecar, metrics, start, trainer, tokenizer)
 
 
 def _stat_name(key: str) -> str:
@@ -177,6 +172,19 @@ def save_checkpoint(model, tokenizer, out_dir: str, config: dict, metrics: dict)
         tokenizer.save_pretrained(tmp)
         model.generation_config.save_pretrained(tmp)
         _write_sidecars(tmp, config, metrics)
+
+
+def finish(inputs: LearnInputs, sidecar: dict, metrics: dict, start: float, trainer=None,
+           tokenizer=None) -> dict:
+    """Record steps and wall time, then save the trained policy, or, when there was
+    nothing to train on (trainer None), copy the input policy unchanged."""
+    steps = trainer.state.global_step if trainer is not None else 0
+    metrics.update({"train.steps": steps, "train.wall_s": round(time.perf_counter() - start, 3)})
+    if trainer is None:
+        copy_policy(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
+    else:
+        save_checkpoint(trainer.model, tokenizer, inputs.out_dir, sidecar, metrics)
+    return metrics
 
 
 def copy_policy(policy_dir: str, out_dir: str, config: dict, metrics: dict) -> None:

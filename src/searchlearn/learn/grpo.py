@@ -19,11 +19,10 @@ from searchlearn.answers import extract_answer, is_correct
 from searchlearn.formatting import STEP_SEPARATOR, build_prompt, is_answer_step, join_steps, split_steps
 from searchlearn.learn.base import LearnInputs
 from searchlearn.learn.dpo import (
-    copy_policy,
+    finish,
     first_last,
     load_policy,
     log_final_step_callback,
-    save_checkpoint,
     train_defaults,
     with_defaults,
 )
@@ -133,17 +132,12 @@ class GRPOLearner:
                    "grpo.prm_used": int(any(isinstance(f, PRMReward) for f in funcs))}
         sidecar = {"learner": "grpo", "grpo": grpo, "seed": inputs.seed, "base_model": inputs.policy_dir}
         if not problems:
-            metrics.update({"train.steps": 0, "train.wall_s": round(time.perf_counter() - start, 3)})
-            copy_policy(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
-            return metrics
+            return finish(inputs, sidecar, metrics, start)
         rows = [{"prompt": build_prompt(p.question), "answer": p.answer, "question": p.question}
                 for p in problems]
         trainer, tokenizer = _train(inputs, grpo, rows, funcs, weights)
         metrics.update(summarize_grpo_logs(trainer.state.log_history))
-        metrics.update({"train.steps": trainer.state.global_step,
-                        "train.wall_s": round(time.perf_counter() - start, 3)})
-        save_checkpoint(trainer.model, tokenizer, inputs.out_dir, sidecar, metrics)
-        return metrics
+        return finish(inputs, sidecar, metrics, start, trainer, tokenizer)
 
 
 def check_batch(grpo: dict) -> None:

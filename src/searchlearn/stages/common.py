@@ -43,3 +43,12 @@ def stage_generator(policy_dir: str, gen_cfg: dict, seed: int, stage: str, round
     generator = get_generator(policy_dir, gen_cfg, seed)
     generator.reseed(seed * 1000 + round_index * 10 + STAGE_SEEDS[stage])
     return generator
+
+
+def load_scorer_ref(scorer_ref: dict | None, kind: str | None = None):
+    """The StepScorer saved by a train-reward-model stage (None passes through)."""
+    if scorer_ref is None:
+        return None
+    from searchlearn.reward import load_scorer
+
+    return load_scorer(kind or scorer_ref["kind"], str(Path(scorer_ref["path"]) / "model"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
-from searchlearn.stages.common import produce, stage_generator
+from searchlearn.stages.common import load_scorer_ref, produce, stage_generator
 from searchlearn.stages.data import test_problems
 
 
@@ -30,13 +30,12 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
                        eval_cfg: dict, gen_cfg: dict, seed: int, out_dir: str | Path) -> dict:
     """Best-of-N at N in prm.rerank_n with PRM-min, PRM-last, ORM, majority and random."""
     from searchlearn.evaluation import rerank_curve
-    from searchlearn.reward import load_scorer
 
     def build(tmp: Path) -> dict:
         problems = test_problems(data_dir, prm_cfg["rerank_problems"] or eval_cfg["num_problems"])
         scorers = {}
         for kind, ref in scorer_refs.items():
-            scorer = load_scorer(kind, str(Path(ref["path"]) / "model"))
+            scorer = load_scorer_ref(ref, kind)
             for how in (("min", "last") if kind == "prm" else ("last",)):
                 scorers[f"{kind}_{how}" if kind == "prm" else kind] = (scorer, how)
         generator = stage_generator(policy_dir, gen_cfg, seed, "rerank")

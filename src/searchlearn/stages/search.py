@@ -9,7 +9,7 @@ from pathlib import Path
 from searchlearn.artifacts import write_jsonl
 from searchlearn.problems.base import write_problems
 from searchlearn.search import ALGORITHMS, SearchBudget
-from searchlearn.stages.common import log, produce, stage_generator
+from searchlearn.stages.common import load_scorer_ref, log, produce, stage_generator
 from searchlearn.stages.data import round_problems
 
 
@@ -37,14 +37,6 @@ def build_algorithm(search_cfg: dict, has_scorer: bool = True):
 def budget_from(search_cfg: dict) -> SearchBudget:
     keys = ("n", "temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps")
     return SearchBudget(**{k: search_cfg[k] for k in keys})
-
-
-def load_scorer_ref(scorer_ref: dict | None):
-    if scorer_ref is None:
-        return None
-    from searchlearn.reward import load_scorer
-
-    return load_scorer(scorer_ref["kind"], str(Path(scorer_ref["path"]) / "model"))
 
 
 def search_round(
