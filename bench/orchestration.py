@@ -27,6 +27,7 @@ def plain_loop(experiment: str, run_dir: Path) -> float:
 
     from flows.search_and_learn import LEARN_FAMILIES, SEARCH_FAMILIES, active
     from searchlearn.config import load_config
+    from searchlearn.sharding import num_blocks
     from searchlearn.stages import data, evaluate, learn, policy, search
 
     start = time.perf_counter()
@@ -38,8 +39,11 @@ def plain_loop(experiment: str, run_dir: Path) -> float:
     pol = init = policy.sft_policy(base["path"], probs["path"], c(cfg.init), seed, out / "init")
     evaluate.evaluate_policy(policy.model_path(pol), probs["path"], c(cfg.eval), gen, seed, out / "eval0")
     for r in range(1, cfg.rounds + 1):
-        s = search.search_round(policy.model_path(pol), probs["path"], active(cfg.search, "algorithm",
-                                SEARCH_FAMILIES), gen, None, seed, r, out / f"search{r}")
+        search_cfg, block_size = active(cfg.search, "algorithm", SEARCH_FAMILIES), cfg.execution.block_size
+        blocks = list(range(num_blocks(search_cfg["problems_per_round"], block_size)))
+        shard = search.search_shard(policy.model_path(pol), probs["path"], search_cfg, gen, None, seed, r,
+                                    block_size, blocks, out / f"search{r}-shard")
+        s = search.merge_search([shard["path"]], probs["path"], search_cfg, seed, r, out / f"search{r}")
         start_from = init if cfg.learn.init_from == "init" else pol
         pol = learn.learn_round(policy.model_path(start_from), policy.model_path(pol), s["path"],
                                 active(cfg.learn, "algorithm", LEARN_FAMILIES), seed, out / f"policy{r}")

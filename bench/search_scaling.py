@@ -1,32 +1,25 @@
-"""Test-time compute scaling: every search algorithm on held-out problems at
-budgets of 2^1..2^5 samples' worth, recording accuracy against generated tokens.
+"""Test-time compute scaling: every search method on held-out problems at budgets
+of 2^1..2^5 samples' worth, recording accuracy against generated tokens, and each
+method's tokens/s relative to best-of-N on the same generator.
 
     .venv/bin/python bench/search_scaling.py --run-dir runs/tiny_prm --round 2 --budgets 2 4 8
-    .venv/bin/python bench/search_scaling.py --run-dir runs --round 3          # quickstart with prm.enabled
+    .venv/bin/python bench/search_scaling.py --run-dir runs --round 2 --experiment quickstart --problems 40
 
-Reads the policy and PRM of a finished run's round (paths from its stage
-outputs), runs best-of-N (majority and PRM-weighted), beam search, DVTS and
-MCTS at each budget with one shared generator, and prints one row per
-(algorithm, budget): accuracy, tokens per problem, tokens/s.
+Reads the policy and PRM of a finished run's round (the newest completed stage
+outputs), and runs the same comparison as the flow's `eval.scaling` stage
+(searchlearn.search.scaling) with the experiment's search settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-ALGORITHMS = {
-    "bon-majority": ("best_of_n", {"selection": "majority"}),
-    "bon-weighted": ("best_of_n", {"selection": "weighted", "aggregation": "min"}),
-    "beam": ("beam_search", {"expansions": 2}),
-    "dvts": ("dvts", {"expansions": 2}),
-    "mcts": ("mcts", {"expansions": 2}),
-}
 
 
 def latest(run_dir: Path, stage: str) -> Path:
@@ -42,39 +35,46 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--round", type=int, required=True)
+    ap.add_argument("--experiment", default="tiny_prm", help="whose search settings to use")
     ap.add_argument("--budgets", type=int, nargs="+", default=[2, 4, 8, 16, 32])
+    ap.add_argument("--methods", nargs="+", default=["bon_majority", "bon_weighted", "beam_search", "dvts", "mcts"])
     ap.add_argument("--problems", type=int, default=50)
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--override", nargs="*", default=[], help="config overrides, e.g. search.mcts.expansions=2")
     args = ap.parse_args()
 
+    from omegaconf import OmegaConf
+
+    from searchlearn.config import load_config
     from searchlearn.generation import make_generator
     from searchlearn.reward import load_scorer
-    from searchlearn.search import ALGORITHMS as REGISTRY, SearchBudget
+    from searchlearn.search.scaling import scaling_curve
     from searchlearn.stages.data import test_problems
 
+    cfg = load_config(args.experiment, args.override)
+    search_cfg = OmegaConf.to_container(cfg.search, resolve=True)
     run_dir = Path(args.run_dir).resolve()
     policy = latest(run_dir, f"policy-r{args.round}") / "model"
     scorer = load_scorer("prm", str(latest(run_dir, f"prm-r{args.round}") / "model"))
     problems = test_problems(latest(run_dir, "problems"), args.problems)
-    gen = make_generator(str(policy), {"backend": args.backend}, seed=0)  # other settings: schema defaults
-    rows = []
-    for n in args.budgets:
-        budget = SearchBudget(n=n, temperature=0.8, max_new_tokens=args.max_new_tokens, max_step_tokens=48,
-                              max_steps=8)
-        for label, (name, kwargs) in ALGORITHMS.items():
-            start, before = time.perf_counter(), gen.stats.tokens
-            results = REGISTRY[name](**kwargs).search(problems, gen, scorer, budget)
-            secs = time.perf_counter() - start
-            tokens = gen.stats.tokens - before
-            rows.append({"algorithm": label, "n": n, "accuracy": sum(r.solved for r in results) / len(results),
-                         "tokens_per_problem": tokens / len(results), "tokens_per_s": tokens / secs,
-                         "seconds": secs})
-            print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{'algorithm':14s} {'n':>3s} {'acc':>6s} {'tok/problem':>12s} {'tok/s':>8s}")
+    gen_cfg = {**OmegaConf.to_container(cfg.generation, resolve=True), "backend": args.backend}
+    gen = make_generator(str(policy), gen_cfg, seed=0)
+    start = time.perf_counter()
+    rows = scaling_curve(problems, gen, scorer, args.methods, args.budgets, search_cfg,
+                         reseed=lambda cell: gen.reseed(cell), progress=lambda m: print(m, flush=True))
+    wall = time.perf_counter() - start
+    bon = {r["n"]: r["tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
+    print(json.dumps(rows))
+    print(f"\npolicy {policy}\nprm {scorer}\n{len(problems)} held-out problems, backend {args.backend}, "
+          f"wall {wall:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
+    gen_bon = {r["n"]: r["gen_tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
+    print(f"\n{'method':14s} {'N':>3s} {'acc':>6s} {'tok/problem':>12s} {'tok/s':>7s} {'vs BoN':>7s} "
+          f"{'gen tok/s':>10s} {'vs BoN':>7s}")
     for r in rows:
-        print(f"{r['algorithm']:14s} {r['n']:3d} {r['accuracy']:6.3f} {r['tokens_per_problem']:12.0f} "
-              f"{r['tokens_per_s']:8.0f}")
+        ratio = f"{r['tokens_per_s'] / bon[r['n']]:.2f}" if bon.get(r["n"]) else "-"
+        gen_ratio = f"{r['gen_tokens_per_s'] / gen_bon[r['n']]:.2f}" if gen_bon.get(r["n"]) else "-"
+        print(f"{r['method']:14s} {r['n']:3d} {r['accuracy']:6.3f} {r['tokens_per_problem']:12.0f} "
+              f"{r['tokens_per_s']:7.0f} {ratio:>7s} {r['gen_tokens_per_s']:10.0f} {gen_ratio:>7s}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.search_and_learn import section
+from flows.search_and_learn import eval_section, section
 from searchlearn import tracking
 from searchlearn.artifacts import sha256_file
 from searchlearn.config import ConfigError, load_config
@@ -40,7 +40,7 @@ def evaluate_model(model: str, experiment: str = "quickstart", split: Literal["t
     try:
         policy = fetch_policy(model, handle["uri"], run_dir)
         problems = _eval_problems(cfg, split, jsonl, run_dir)
-        scores = evaluate_policy(policy, problems, section(cfg.eval), section(cfg.generation), seed, 0, run_dir)
+        scores = evaluate_policy(policy, problems, eval_section(cfg), section(cfg.generation), seed, 0, run_dir)
         tracking.log_metrics(handle, scores)
         tracking.finish(handle)
     except BaseException:

@@ -14,6 +14,7 @@ from flows.search_and_learn import SEARCH_FAMILIES, active, section
 from searchlearn import tracking
 from searchlearn.config import load_config
 from tasks import init_base_model, prepare_problems, search_for_data, sft_on_demos
+from tasks.fanout import fanout
 
 
 @flow(name="generate-data")
@@ -39,10 +40,11 @@ def generate_data(experiment: str = "quickstart", overrides: list[str] | None = 
         base = init_base_model(section(cfg.policy), problems, seed, run_dir)
         policy = sft_on_demos(base, problems, section(cfg.init), seed, run_dir)
         datasets = []
-        for r in range(1, rounds + 1):
-            data = search_for_data(policy, problems, None, search_cfg, gen, seed, r, run_dir)
-            tracking.log_round(handle, r, data, {"search": data, "policy": policy})
-            datasets.append(str(Path(data["path"]) / "results.jsonl"))
+        with fanout(section(cfg.execution)) as fan:
+            for r in range(1, rounds + 1):
+                data = search_for_data(fan, policy, problems, None, search_cfg, gen, seed, r, run_dir)
+                tracking.log_round(handle, r, data, {"search": data, "policy": policy})
+                datasets.append(str(Path(data["path"]) / "results.jsonl"))
         tracking.finish(handle)
     except BaseException:
         tracking.finish(handle, status="FAILED")

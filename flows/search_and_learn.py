@@ -11,8 +11,9 @@ from prefect import flow, get_run_logger
 from searchlearn import tracking
 from searchlearn.config import load_config
 from searchlearn.reporting import render_summary
-from tasks import (evaluate_policy, evaluate_reranking, init_base_model, label_steps, learn_policy,
-                   prepare_problems, search_for_data, sft_on_demos, train_reward_model)
+from tasks import (evaluate_policy, evaluate_reranking, evaluate_scaling, init_base_model, label_steps,
+                   learn_policy, prepare_problems, search_for_data, sft_on_demos, train_reward_model)
+from tasks.fanout import fanout
 
 
 def section(node) -> dict:
@@ -26,7 +27,21 @@ def active(node, choice: str, families: tuple[str, ...]) -> dict:
     return {k: v for k, v in d.items() if k not in families or k == d[choice]}
 
 
+def eval_section(cfg) -> dict:
+    """eval settings without the scaling comparison, which is a stage of its own:
+    tuning it must not re-run the plain evaluation."""
+    return {k: v for k, v in section(cfg.eval).items() if k != "scaling"}
+
+
 SEARCH_FAMILIES = ("beam_search", "dvts", "mcts")
+SCALING_SEARCH_KEYS = ("temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps", "aggregation",
+                       *SEARCH_FAMILIES)
+
+
+def scaling_search(cfg) -> dict:
+    """The search settings the scaling comparison reads (sampling + every tree
+    algorithm's section), not the data-generation ones."""
+    return {k: v for k, v in section(cfg.search).items() if k in SCALING_SEARCH_KEYS}
 LEARN_FAMILIES = ("rft", "dpo", "grpo")
 
 
@@ -38,31 +53,37 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
     gen = section(cfg.generation)
     search_cfg = active(cfg.search, "algorithm", SEARCH_FAMILIES)
     learn_cfg = active(cfg.learn, "algorithm", LEARN_FAMILIES)
-    prm = section(cfg.prm)
+    prm, eval_cfg = section(cfg.prm), eval_section(cfg)
     mlflow_run = tracking.start_parent_run(cfg, run_name=_run_name(cfg))
     try:
         problems = prepare_problems(section(cfg.problems), cfg.init.num_demos, run_dir)
         base = init_base_model(section(cfg.policy), problems, seed, run_dir)
         policy = init = sft_on_demos(base, problems, section(cfg.init), seed, run_dir)
-        history = [_record(0, evaluate_policy(policy, problems, section(cfg.eval), gen, seed, 0, run_dir))]
+        history = [_record(0, evaluate_policy(policy, problems, eval_cfg, gen, seed, 0, run_dir))]
         tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
         reward_models, labels = {}, []
-        for r in range(1, cfg.rounds + 1):
-            started = time.perf_counter()
-            scorer = reward_models.get(cfg.prm.kind)
-            data = search_for_data(policy, problems, scorer, search_cfg, gen, seed, r, run_dir)
-            if cfg.prm.enabled:
-                labels.append(label_steps(policy, data, prm, gen, seed, r, run_dir))
-                reward_models = retrain_reward_models(cfg, prm, policy, labels, reward_models, r, run_dir)
-            start = init if cfg.learn.init_from == "init" else policy
-            policy = learn_policy(start, policy, data, learn_cfg, seed, r, run_dir)
-            scores = evaluate_policy(policy, problems, section(cfg.eval), gen, seed, r, run_dir)
-            rerank = (evaluate_reranking(policy, problems, reward_models, prm, section(cfg.eval), gen, seed, r,
-                                         run_dir) if reward_models else {})
-            history.append(_record(r, data, policy, scores, rerank, *reward_models.values(), *labels[-1:],
-                                   seconds=time.perf_counter() - started, previous=history[-1]))
-            tracking.log_round(mlflow_run, r, history[-1],
-                               {"search": data, "policy": policy, **reward_models, **({"rerank": rerank} if rerank else {})})
+        with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
+            for r in range(1, cfg.rounds + 1):
+                started = time.perf_counter()
+                scorer = reward_models.get(cfg.prm.kind)
+                data = search_for_data(fan, policy, problems, scorer, search_cfg, gen, seed, r, run_dir)
+                if cfg.prm.enabled:
+                    labels.append(label_steps(fan, policy, data, prm, gen, seed, r, run_dir))
+                    reward_models = retrain_reward_models(cfg, prm, policy, labels, reward_models, r, run_dir)
+                start = init if cfg.learn.init_from == "init" else policy
+                policy = learn_policy(start, policy, data, learn_cfg, seed, r, run_dir, scorer=shaping(cfg, reward_models))
+                scores = evaluate_policy(policy, problems, eval_cfg, gen, seed, r, run_dir)
+                rerank = (evaluate_reranking(policy, problems, reward_models, prm, eval_cfg, gen, seed, r,
+                                             run_dir) if reward_models else {})
+                scaling = (evaluate_scaling(policy, problems, reward_models.get(cfg.prm.kind),
+                                            section(cfg.eval.scaling), scaling_search(cfg), eval_cfg, gen, seed, r,
+                                            run_dir) if cfg.eval.scaling.enabled else {})
+                history.append(_record(r, data, policy, scores, rerank, scaling, *reward_models.values(),
+                                       *labels[-1:], seconds=time.perf_counter() - started, previous=history[-1]))
+                refs = {"search": data, **({"labels": labels[-1]} if labels else {}), "policy": policy,
+                        **reward_models, **({"rerank": rerank} if rerank else {}),
+                        **({"scaling": scaling} if scaling else {})}
+                tracking.log_round(mlflow_run, r, history[-1], refs)
         _finish(mlflow_run, cfg, history, policy)
     except BaseException:
         tracking.finish(mlflow_run, status="FAILED")
@@ -82,12 +103,21 @@ def retrain_reward_models(cfg, prm: dict, policy: dict, labels: list[dict], prev
     return models
 
 
+def shaping(cfg, reward_models: dict) -> dict | None:
+    """The PRM that shapes GRPO's reward, only when it is asked for (a PRM sha in the
+    learn key of RFT/DPO would retrain them for nothing)."""
+    if cfg.learn.algorithm == "grpo" and cfg.learn.grpo.prm_weight > 0:
+        return reward_models.get(cfg.prm.kind)
+    return None
+
+
 def _record(round_index: int, *refs: dict, seconds: float | None = None, previous: dict | None = None) -> dict:
     """Flatten stage metrics into one history row (artifact paths/hashes dropped)."""
     row = {"round": round_index}
     for ref in refs:
         row.update({k: v for k, v in ref.items() if k not in ("path", "sha", "kind")})
-    spent = sum(row.get(k, 0) for k in ("search.tokens", "eval.tokens", "labels.tokens", "rerank.tokens"))
+    spent = sum(row.get(k, 0) for k in ("search.tokens", "eval.tokens", "labels.tokens", "rerank.tokens",
+                                        "scaling.tokens"))
     row["tokens.cumulative"] = (previous or {}).get("tokens.cumulative", 0) + spent
     if seconds is not None:
         row["seconds"] = round(seconds, 1)

@@ -9,8 +9,9 @@ CODE = ("searchlearn.learn", "searchlearn.stages.learn")
 
 @task(name="learn-policy", **cached(*CODE))
 def learn_policy(policy: dict, reference: dict, search_data: dict, learn_cfg: dict, seed: int,
-                 round_index: int, run_dir: str) -> dict:
-    """Improve the policy from the round's search data (RFT / DPO / GRPO)."""
+                 round_index: int, run_dir: str, scorer: dict | None = None) -> dict:
+    """Improve the policy from the round's search data (RFT / DPO / GRPO; `scorer`: a PRM shaping GRPO's reward)."""
     out = output_dir(run_dir, f"policy-r{round_index}", CODE, policy=policy["sha"], reference=reference["sha"],
-                     data=search_data["sha"], cfg=learn_cfg, seed=seed)
-    return learn.learn_round(model_path(policy), model_path(reference), search_data["path"], learn_cfg, seed, out)
+                     data=search_data["sha"], cfg=learn_cfg, seed=seed, scorer=scorer and scorer["sha"])
+    return learn.learn_round(model_path(policy), model_path(reference), search_data["path"], learn_cfg, seed, out,
+                             scorer)

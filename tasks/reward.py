@@ -3,20 +3,40 @@ from prefect import task
 from searchlearn.stages import evaluate, reward
 from searchlearn.stages.policy import model_path
 from tasks.cache import cached, output_dir
+from tasks.fanout import Fanout
 
-LABEL_CODE = ("searchlearn.reward", "searchlearn.generation", "searchlearn.stages.reward")
+LABEL_CODE = ("searchlearn.reward", "searchlearn.generation", "searchlearn.stages.reward", "searchlearn.sharding")
 TRAIN_CODE = ("searchlearn.reward", "searchlearn.stages.reward")
 RERANK_CODE = ("searchlearn.evaluation", "searchlearn.reward", "searchlearn.generation",
                "searchlearn.stages.evaluate")
 
 
+def label_steps(fan: Fanout, policy: dict, search_data: dict, prm_cfg: dict, gen_cfg: dict, seed: int,
+                round_index: int, run_dir: str) -> dict:
+    """Monte-Carlo step labels (Math-Shepherd) for this round's searched solutions, shard by shard."""
+    count = search_data["search.problems"]
+    plan = fan.plan(min(count, prm_cfg["problems_per_round"]) if prm_cfg["problems_per_round"] else count)
+    shards = fan.map(label_shard, plan, policy=policy, search_data=search_data, prm_cfg=prm_cfg, gen_cfg=gen_cfg,
+                     seed=seed, round_index=round_index, run_dir=run_dir)
+    return merge_labels(shards, round_index, run_dir)
+
+
+@task(name="label-shard", **cached(*LABEL_CODE))
+def label_shard(policy: dict, search_data: dict, prm_cfg: dict, gen_cfg: dict, seed: int, round_index: int,
+                run_dir: str, block_size: int, blocks: list[int]) -> dict:
+    """Label the solutions of some blocks of this round's searched problems."""
+    out = output_dir(run_dir, f"labels-r{round_index}-shards", LABEL_CODE, policy=policy["sha"],
+                     data=search_data["sha"], cfg=prm_cfg, gen=gen_cfg, seed=seed, block_size=block_size,
+                     blocks=blocks)
+    return reward.label_shard(model_path(policy), search_data["path"], prm_cfg, gen_cfg, seed, round_index,
+                              block_size, blocks, out)
+
+
 @task(name="label-steps", **cached(*LABEL_CODE))
-def label_steps(policy: dict, search_data: dict, prm_cfg: dict, gen_cfg: dict, seed: int, round_index: int,
-                run_dir: str) -> dict:
-    """Monte-Carlo step labels (Math-Shepherd) for this round's searched solutions."""
-    out = output_dir(run_dir, f"labels-r{round_index}", LABEL_CODE, policy=policy["sha"],
-                     data=search_data["sha"], cfg=prm_cfg, gen=gen_cfg, seed=seed)
-    return reward.label_steps(model_path(policy), search_data["path"], prm_cfg, gen_cfg, seed, out)
+def merge_labels(shards: list[dict], round_index: int, run_dir: str) -> dict:
+    """The round's labelled steps: the shards' rows in problem order."""
+    out = output_dir(run_dir, f"labels-r{round_index}", LABEL_CODE, shards=[s["sha"] for s in shards])
+    return reward.merge_labels([s["path"] for s in shards], out)
 
 
 @task(name="train-reward-model", **cached(*TRAIN_CODE))

@@ -110,3 +110,28 @@ def rerank_figure(table: Sequence[dict], title: str = "best-of-N reranking (held
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def scaling_figure(table: Sequence[dict], title: str = "test-time compute scaling (held out)"):
+    """Accuracy vs generated tokens per problem (log2 axis), one line per search
+    method, each point labelled with its budget N."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for method in dict.fromkeys(row["method"] for row in table):
+        rows = [r for r in table if r["method"] == method]
+        xs, ys = [r["tokens_per_problem"] for r in rows], [r["accuracy"] for r in rows]
+        ax.plot(xs, ys, marker="o", label=method)
+        for r, x, y in zip(rows, xs, ys):
+            ax.annotate(str(r["n"]), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("generated tokens per problem")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -95,6 +95,8 @@ def log_round(handle: dict, round_index: int, metrics: dict, refs: dict[str, dic
         log_search_dataset(client, child, Path(search["path"]) / "results.jsonl", round_index)
     if refs.get("rerank"):
         log_rerank(client, child, Path(refs["rerank"]["path"]) / "rerank_table.jsonl", round_index)
+    if refs.get("scaling"):
+        log_scaling(client, child, Path(refs["scaling"]["path"]) / "scaling_table.jsonl", round_index)
     client.set_terminated(child)
     return child
 
@@ -133,6 +135,21 @@ def log_rerank(client, run_id: str, path: Path, round_index: int) -> None:
     plt.close(fig)
 
 
+def log_scaling(client, run_id: str, path: Path, round_index: int) -> None:
+    """Compute-matched comparison table (method, N, accuracy, tokens) and its plot."""
+    from searchlearn.reporting import scaling_figure
+
+    table = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not table:
+        return
+    client.log_table(run_id, data={k: [r[k] for r in table] for k in table[0]}, artifact_file="scaling/table.json")
+    import matplotlib.pyplot as plt
+
+    fig = scaling_figure(table, f"accuracy vs generated tokens, round {round_index}")
+    client.log_figure(run_id, fig, "scaling/accuracy_vs_tokens.png")
+    plt.close(fig)
+
+
 def log_plots(handle: dict, history: Sequence[dict]) -> None:
     """Accuracy per round and accuracy vs cumulative generated tokens."""
     from searchlearn.reporting import accuracy_figures
@@ -148,7 +165,8 @@ def log_plots(handle: dict, history: Sequence[dict]) -> None:
 def log_table(handle: dict, rows: Iterable[dict], name: str) -> None:
     client = _client(handle["uri"])
     rows = list(rows)
-    client.log_table(handle["run_id"], data={k: [r.get(k) for r in rows] for k in rows[0]}, artifact_file=name)
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # round 0 has no search/learn columns
+    client.log_table(handle["run_id"], data={k: [r.get(k) for r in rows] for k in keys}, artifact_file=name)
 
 
 def log_final_model(handle: dict, model_dir: str, name: str = "policy") -> str:

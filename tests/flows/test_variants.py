@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from flowkit import run_flow, task_states
+from flowkit import mlflow_client, run_flow, task_states
 
 pytestmark = pytest.mark.slow
 
 CASES = {
-    # PRM + ORM retrained each round, PRM-guided beam search, reranking evaluation.
-    "prm-beam": ("tiny_prm", []),
+    # PRM + ORM retrained each round, PRM-guided beam search, reranking evaluation,
+    # and the compute-matched comparison of search methods.
+    "prm-beam": ("tiny_prm", ["eval.scaling.enabled=true", "eval.scaling.budgets=[2,4]",
+                              "eval.scaling.num_problems=8"]),
     "dpo": ("tiny", ["rounds=1", "learn.algorithm=dpo"]),
-    "grpo": ("tiny", ["rounds=1", "learn.algorithm=grpo"]),
+    # GRPO with the verifier + format reward, shaped by the round's freshly trained PRM.
+    "grpo": ("tiny_prm", ["rounds=1", "learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"]),
 }
 
 
@@ -32,11 +35,26 @@ def test_variant_runs_then_is_fully_cached(prefect_server, tmp_path, case):
         assert last["labels.rows"] > 0 and last["prm.steps"] > 0 and last["orm.steps"] > 0
         assert {"rerank.majority.n4", "rerank.prm_min.n4", "rerank.prm_last.n4", "rerank.orm.n4",
                 "rerank.random.n1"} <= set(last)
+        scaled = {k for k in last if k.startswith("scaling.") and k.endswith(".acc")}
+        assert scaled == {f"scaling.{m}.n{n}.acc" for m in ("bon_majority", "bon_weighted", "beam_search", "mcts")
+                          for n in (2, 4)} | {"scaling.dvts.n4.acc"}  # DVTS needs n >= expansions (4)
+        assert 0 < last["scaling.beam_search.n4.tokens"] and "scaling.mcts.n4.speed_vs_bon" in last
+        _assert_round_artifacts(tmp_path, 2, {"scaling/table.json", "scaling/accuracy_vs_tokens.png",
+                                              "rerank/table.json"})
     if case == "dpo":
         assert last["learn.dpo.pairs"] == last["learn.dpo.pairs_solution"] + last["learn.dpo.pairs_step"]
     if case == "grpo":
         assert last["learn.train.steps"] == 4
         assert "learn.grpo.reward_first" in last
+        assert last["learn.grpo.prm_used"] == 1 and last["learn.grpo.reward_functions"] == 3
     second = run_flow(experiment, tmp_path, *overrides)
     assert second.is_completed()
     assert all(s == "Cached" for names in task_states(second).values() for s in names), task_states(second)
+
+
+def _assert_round_artifacts(run_dir, round_index: int, expected: set[str]) -> None:
+    client = mlflow_client(run_dir)
+    exp = client.get_experiment_by_name("searchlearn")
+    [run] = client.search_runs([exp.experiment_id], f"tags.`searchlearn.round` = '{round_index}'")
+    found = {f.path for d in ("scaling", "rerank") for f in client.list_artifacts(run.info.run_id, d)}
+    assert expected <= found, found

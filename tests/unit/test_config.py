@@ -90,3 +90,28 @@ def test_inherit_chains_variants(tmp_path):
 def test_tree_search_without_reward_model_is_rejected():
     with pytest.raises(ConfigError, match="prm.enabled=true"):
         load_config("tiny", ["search.algorithm=beam_search"])
+
+
+def test_execution_settings_are_checked():
+    with pytest.raises(ConfigError, match=r"execution\.task_runner='spark'.*ray"):
+        load_config("tiny", ["execution.task_runner=spark"])
+    with pytest.raises(ConfigError, match=r"execution\.shards must be > 0"):
+        load_config("tiny", ["execution.shards=0"])
+    with pytest.raises(ConfigError, match=r"execution\.block_size must be > 0"):
+        load_config("tiny", ["execution.block_size=0"])
+    assert load_config("tiny", ["execution.task_runner=ray", "execution.shards=4"]).execution.shards == 4
+
+
+def test_missing_runner_package_is_named(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prefect_dask" else real(name, *a))
+    with pytest.raises(ConfigError, match="prefect-dask"):
+        load_config("tiny", ["execution.task_runner=dask"])
+
+
+def test_grpo_prm_shaping_needs_a_prm():
+    with pytest.raises(ConfigError, match="learn.grpo.prm_weight"):
+        load_config("tiny", ["learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"])
+    assert load_config("tiny_prm", ["learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"]).learn.grpo.prm_weight == 0.5

@@ -144,14 +144,18 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
         "prm.kind": lambda: ["orm", "prm"],
         "prm.init_from": lambda: ["policy", "previous"],
         "prm.label_mode": lambda: ["hard", "soft"],
+        "execution.task_runner": lambda: ["dask", "ray", "threads"],
     }
 
 
 _POSITIVE = ["search.n", "search.problems_per_round", "search.max_new_tokens", "search.max_step_tokens",
              "search.max_steps", "eval.max_new_tokens", "generation.hf_batch_size",
-             "generation.tensor_parallel_size", "generation.max_model_len", "learn.rft.max_per_problem"]
+             "generation.tensor_parallel_size", "generation.max_model_len", "learn.rft.max_per_problem",
+             "execution.shards", "execution.block_size"]
 _NON_NEGATIVE = ["rounds", "init.num_demos", "eval.num_problems", "eval.k", "search.temperature",
-                 "eval.temperature", "problems.train_size", "problems.test_size"]
+                 "eval.temperature", "problems.train_size", "problems.test_size",
+                 "execution.max_workers", "execution.ray_num_cpus", "execution.cpus_per_shard",
+                 "execution.gpus_per_shard"]
 
 
 def validate(cfg: DictConfig) -> None:
@@ -172,6 +176,18 @@ def validate(cfg: DictConfig) -> None:
         if not (cfg.search.algorithm == "mcts" and cfg.search.mcts.evaluation == "rollout"):
             raise ConfigError(f"search.algorithm={cfg.search.algorithm} / search.selection={cfg.search.selection} "
                               "needs a reward model: set prm.enabled=true")
+    if cfg.learn.algorithm == "grpo" and cfg.learn.grpo.prm_weight > 0 and not cfg.prm.enabled:
+        raise ConfigError("learn.grpo.prm_weight > 0 shapes the reward with the PRM: set prm.enabled=true "
+                          "(or learn.grpo.prm_weight=0)")
+    _check_runner_installed(cfg.execution.task_runner)
+    if any(n <= 0 for n in cfg.eval.scaling.budgets):
+        raise ConfigError("eval.scaling.budgets entries must be > 0")
+    from searchlearn.search.scaling import methods
+
+    try:
+        methods(list(cfg.eval.scaling.methods), {})
+    except ValueError as e:
+        raise ConfigError(f"eval.scaling.methods: {e}") from None
     if any(n <= 0 for n in cfg.prm.rerank_n):
         raise ConfigError("prm.rerank_n entries must be > 0")
     p = cfg.problems
@@ -182,6 +198,21 @@ def validate(cfg: DictConfig) -> None:
             path = p[key]
             if not path or not Path(path).is_file():
                 raise ConfigError(f"problems.{key}: file not found: {path!r}")
+
+
+_RUNNER_PACKAGES = {"ray": ("prefect_ray", "prefect-ray"), "dask": ("prefect_dask", "prefect-dask")}
+
+
+def _check_runner_installed(runner: str) -> None:
+    """A missing scale-out package fails here, before any model loads."""
+    if runner not in _RUNNER_PACKAGES:
+        return
+    import importlib.util
+
+    module, package = _RUNNER_PACKAGES[runner]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"execution.task_runner={runner} needs the {package} package: pip install {package} "
+                          "(or pip install -e '.[scale]')")
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -187,11 +187,21 @@ class LearnConfig:
 
 
 @dataclass
+class ScalingConfig:
+    enabled: bool = f(False, "Each round, compare search methods at equal compute on held-out problems (accuracy vs generated tokens).")
+    methods: list = f(["bon_majority", "bon_weighted", "beam_search", "dvts", "mcts"],
+                      "Methods: bon_majority | bon_weighted | beam_search | dvts | mcts (tree settings from search.<algorithm>); scorer-guided ones run once a reward model exists.")
+    budgets: list = f([2, 4, 8, 16, 32], "Budgets N in samples' worth (see SearchBudget): 2^1..2^5 as in the literature.")
+    num_problems: int = f(50, "Held-out problems compared (0 = eval.num_problems).")
+
+
+@dataclass
 class EvalConfig:
     num_problems: int = f(0, "Held-out problems evaluated (0 = the whole test split).")
     k: int = f(8, "Samples per problem for maj@k and pass@k (0 = greedy only).")
     temperature: float = f(0.8, "Sampling temperature for maj@k / pass@k.")
     max_new_tokens: int = f(160, "Max tokens per solution.")
+    scaling: ScalingConfig = sub(ScalingConfig, "Compute-matched comparison of search methods (test-time compute scaling curve).")
 
 
 @dataclass
@@ -223,6 +233,19 @@ class PRMConfig:
 
 
 @dataclass
+class ExecutionConfig:
+    task_runner: str = f("threads", "Where problem shards of search and labelling run: threads (this process) | ray (prefect-ray) | dask (prefect-dask).")
+    shards: int = f(1, "Problem shards per search / labelling stage, each a task of its own (at most one per block).")
+    block_size: int = f(32, "Problems per block: the unit that is seeded and batched on its own, so results never depend on `shards`.")
+    max_workers: int = f(0, "threads: pool size (0 = shards). One engine per process serves the shards in turn.")
+    ray_address: str = f("", "ray: '' starts a local instance; 'auto' or ray://head:10001 joins a running cluster.")
+    ray_num_cpus: int = f(0, "ray, local instance: CPUs it may use (0 = all of this machine).")
+    cpus_per_shard: float = f(1.0, "ray: CPUs reserved by each shard task.")
+    gpus_per_shard: float = f(0.0, "ray: GPUs reserved by each shard task (1 = one vLLM engine per GPU).")
+    dask_address: str = f("", "dask: '' starts a LocalCluster; else the scheduler address (tcp://host:8786).")
+
+
+@dataclass
 class ExperimentConfig:
     name: str = f("base", "Experiment name (set from the YAML file name).")
     seed: int = f(0, "Global seed: problem sampling, generation and training derive from it.")
@@ -236,4 +259,5 @@ class ExperimentConfig:
     learn: LearnConfig = sub(LearnConfig, "Policy learning from search data.")
     prm: PRMConfig = sub(PRMConfig, "Process (or outcome) reward model, retrained every round.")
     eval: EvalConfig = sub(EvalConfig, "Held-out evaluation every round.")
+    execution: ExecutionConfig = sub(ExecutionConfig, "Scale-out of search and labelling over problem shards.")
     tracking: TrackingConfig = sub(TrackingConfig, "MLflow tracking.")

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from searchlearn.generation.base import Completion, GenerationStats, Generator, 
 
 __all__ = [
     "Completion", "GenerationStats", "Generator", "SamplingParams",
-    "make_generator", "get_generator", "release_generator", "resolve_backend",
+    "make_generator", "get_generator", "using_generator", "release_generator", "resolve_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,24 @@ def make_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
 
 _lock = threading.Lock()  # Prefect may run tasks in a thread pool
 _cached: tuple[tuple, Generator] | None = None
+# Held for a whole reseed-then-sample sequence: shards running in threads share the
+# one engine, and interleaved calls would mix their random streams (and a switch to
+# another checkpoint would close an engine under a running shard).
+_in_use = threading.RLock()
+
+
+def exclusive():
+    """The lock `using_generator` holds: also taken to load other models (a PRM) in a
+    thread, since transformers' loading contexts are process-global and two loads
+    racing in threads fail (seen: 'Cannot copy out of meta tensor')."""
+    return _in_use
+
+
+@contextmanager
+def using_generator(model_dir: str, gen_cfg: dict, seed: int):
+    """`get_generator`, held exclusively by this thread until the block exits."""
+    with _in_use:
+        yield get_generator(model_dir, gen_cfg, seed)
 
 
 def get_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
@@ -98,7 +117,7 @@ def get_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
 
 def release_generator() -> None:
     """Close the cached generator, if any (end of a flow, before training)."""
-    with _lock:
+    with _in_use, _lock:
         _release_locked()
 
 

@@ -137,7 +137,16 @@ class GRPOLearner:
                 for p in problems]
         trainer, tokenizer = _train(inputs, grpo, rows, funcs, weights)
         metrics.update(summarize_grpo_logs(trainer.state.log_history))
+        metrics["grpo.generated_tokens_est"] = generated_tokens(metrics, trainer.state.global_step, grpo)
         return finish(inputs, sidecar, metrics, start, trainer, tokenizer)
+
+
+def generated_tokens(metrics: dict, steps: int, grpo: dict) -> int:
+    """Rollout tokens generated, estimated from TRL's mean completion length: each
+    generation batch feeds `num_iterations` optimizer steps of batch_size x grad_accum
+    completions (TRL does not log a token total for completions alone)."""
+    per_step = grpo["train"]["batch_size"] * grpo["train"]["grad_accum"]
+    return round(metrics.get("grpo.completion_length_mean", 0.0) * steps * per_step / grpo["num_iterations"])
 
 
 def check_batch(grpo: dict) -> None:

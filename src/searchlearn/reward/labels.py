@@ -169,13 +169,17 @@ def estimate_step_labels(
             hits = sum(is_correct(join_steps(split_steps(c.text)), reference) for c in comps)
             rows[r]["labels"][k] = hits / len(comps) if mode == "soft" else float(hits > 0)
             stats["tokens"] += sum(c.num_tokens for c in comps)
-    labels = [y for row in rows for y in row["labels"]]
-    stats.update(
-        mode=mode, labelled_steps=len(labels),
-        label_mean=sum(labels) / len(labels) if labels else math.nan,
-        frac_positive=sum(y >= 0.5 for y in labels) / len(labels) if labels else math.nan,
-    )
+    stats.update(mode=mode, **summarize_labels(rows))
     return rows, stats
+
+
+def summarize_labels(rows: Sequence[dict]) -> dict:
+    """Label statistics that are ratios, computed from the rows themselves (so merged
+    shards report the same numbers as one unsharded run)."""
+    labels = [y for row in rows for y in row["labels"]]
+    return {"labelled_steps": len(labels),
+            "label_mean": sum(labels) / len(labels) if labels else math.nan,
+            "frac_positive": sum(y >= 0.5 for y in labels) / len(labels) if labels else math.nan}
 
 
 def _plan_labels(problems: Sequence[Problem], solutions: Solutions, mode: str, max_steps: int):

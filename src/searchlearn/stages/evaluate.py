@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
-from searchlearn.stages.common import load_scorer_ref, produce, stage_generator
+from searchlearn.sharding import block_seed
+from searchlearn.stages.common import STAGE_SEEDS, load_scorer_ref, log, produce, stage_generator
 from searchlearn.stages.data import test_problems
 
 
@@ -16,10 +17,10 @@ def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dic
     def build(tmp: Path) -> dict:
         problems = test_problems(data_dir, eval_cfg["num_problems"])
         # One eval seed for every round: rounds are compared on common random numbers.
-        generator = stage_generator(policy_dir, gen_cfg, seed, "eval")
-        metrics, records = evaluate(
-            problems, generator, eval_cfg["k"], eval_cfg["temperature"], eval_cfg["max_new_tokens"]
-        )
+        with stage_generator(policy_dir, gen_cfg, seed, "eval") as generator:
+            metrics, records = evaluate(
+                problems, generator, eval_cfg["k"], eval_cfg["temperature"], eval_cfg["max_new_tokens"]
+            )
         write_jsonl(tmp / "records.jsonl", records)
         return {f"eval.{k}": v for k, v in metrics.items()}
 
@@ -38,10 +39,31 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
             scorer = load_scorer_ref(ref, kind)
             for how in (("min", "last") if kind == "prm" else ("last",)):
                 scorers[f"{kind}_{how}" if kind == "prm" else kind] = (scorer, how)
-        generator = stage_generator(policy_dir, gen_cfg, seed, "rerank")
-        metrics, table = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"], eval_cfg["temperature"],
-                                      eval_cfg["max_new_tokens"], seed)
+        with stage_generator(policy_dir, gen_cfg, seed, "rerank") as generator:
+            metrics, table = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"],
+                                          eval_cfg["temperature"], eval_cfg["max_new_tokens"], seed)
         write_jsonl(tmp / "rerank_table.jsonl", table)
         return {f"rerank.{k}": v for k, v in metrics.items()}
+
+    return produce(out_dir, build)
+
+
+def evaluate_scaling(policy_dir: str, data_dir: str, scorer_ref: dict | None, scaling_cfg: dict, search_cfg: dict,
+                     eval_cfg: dict, gen_cfg: dict, seed: int, out_dir: str | Path) -> dict:
+    """Every search method at every budget on the same held-out problems: accuracy
+    against generated tokens (searchlearn.search.scaling). Scorer-guided methods
+    are skipped until a reward model exists."""
+    from searchlearn.search.scaling import scaling_curve, summary_metrics
+
+    def build(tmp: Path) -> dict:
+        problems = test_problems(data_dir, scaling_cfg["num_problems"] or eval_cfg["num_problems"])
+        scorer = load_scorer_ref(scorer_ref)
+        with stage_generator(policy_dir, gen_cfg, seed, "scaling") as generator:
+            # One seed per cell, the same every round: rounds compare on common random numbers.
+            reseed = lambda cell: generator.reseed(block_seed(seed, 0, STAGE_SEEDS["scaling"], cell))  # noqa: E731
+            rows = scaling_curve(problems, generator, scorer, scaling_cfg["methods"], scaling_cfg["budgets"],
+                                 search_cfg, reseed=reseed, progress=log.info)
+        write_jsonl(tmp / "scaling_table.jsonl", rows)
+        return {**summary_metrics(rows), "scaling.tokens": sum(r["tokens"] for r in rows)}
 
     return produce(out_dir, build)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchlearn.learn import LEARNERS, LearnInputs
-from searchlearn.stages.common import produce
+from searchlearn.stages.common import load_scorer_ref, produce
 
 
 def learn_round(
     policy_dir: str, reference_dir: str, search_dir: str, learn_cfg: dict, seed: int, out_dir: str | Path,
     scorer_ref: dict | None = None,
 ) -> dict:
+    """`scorer_ref`: the round's PRM, for GRPO reward shaping (learn.grpo.prm_weight)."""
     def build(tmp: Path) -> dict:
         inputs = LearnInputs(
             policy_dir=policy_dir,
@@ -21,7 +22,8 @@ def learn_round(
             out_dir=str(tmp / "model"),
             seed=seed,
         )
-        learner = LEARNERS[learn_cfg["algorithm"]]()
+        scorer = load_scorer_ref(scorer_ref)
+        learner = LEARNERS[learn_cfg["algorithm"]](**({"scorer": scorer} if scorer is not None else {}))
         metrics = learner.learn(inputs, learn_cfg)
         return {k if k.startswith("learn.") else f"learn.{k}": v for k, v in metrics.items()}
 

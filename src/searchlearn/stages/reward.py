@@ -2,38 +2,82 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 from searchlearn.problems.base import iter_jsonl
-from searchlearn.stages.common import produce, stage_generator
+from searchlearn.sharding import block
+from searchlearn.stages.common import STAGE_FILE, produce, stage_generator, worker_id
 
 LABELS_FILE = "labelled_steps.jsonl"
+OUTCOME_FILE = "outcome_rows.jsonl"
+ADDITIVE_STATS = ("solutions", "truncated_solutions", "final_from_verifier", "witnessed_steps", "prefixes",
+                  "rollouts", "tokens", "generate_seconds", "sample_tokens")
 
 
-def label_steps(policy_dir: str, search_dir: str, prm_cfg: dict, gen_cfg: dict, seed: int,
-                out_dir: str | Path) -> dict:
+def labelled_results(search_dir: str, prm_cfg: dict) -> list[dict]:
+    """The searched problems whose solutions get labelled this round, in order."""
+    results = [row for _, row in iter_jsonl(Path(search_dir) / "results.jsonl")]
+    return results[: prm_cfg["problems_per_round"]] if prm_cfg["problems_per_round"] else results
+
+
+def label_shard(policy_dir: str, search_dir: str, prm_cfg: dict, gen_cfg: dict, seed: int, round_index: int,
+                block_size: int, blocks: list[int], out_dir: str | Path) -> dict:
     """Math-Shepherd MC labels (kind=prm) or verifier outcome labels (kind=orm; no
-    rollouts), for the first `problems_per_round` searched problems."""
+    rollouts) for the given blocks of the labelled problems, each block seeded on
+    its own (see searchlearn.sharding)."""
     from searchlearn.reward.labels import label_round, write_labelled_steps
     from searchlearn.reward.orm import outcome_rows
 
     def build(tmp: Path) -> dict:
-        results = [row for _, row in iter_jsonl(Path(search_dir) / "results.jsonl")]
-        if prm_cfg["problems_per_round"]:
-            results = results[: prm_cfg["problems_per_round"]]
-        if prm_cfg["kind"] == "orm":
-            rows, stats = outcome_rows(results, prm_cfg["solutions_per_problem"]), {"tokens": 0}
-        else:
-            generator = stage_generator(policy_dir, gen_cfg, seed, "labels")
-            rows, stats = label_round(generator, prm_cfg, results=results)
+        results = labelled_results(search_dir, prm_cfg)
+        rows, stats = [], []
+        for b in blocks:
+            part = block(results, b, block_size)
+            if prm_cfg["kind"] == "orm":
+                rows += outcome_rows(part, prm_cfg["solutions_per_problem"])
+                continue
+            with stage_generator(policy_dir, gen_cfg, seed, "labels", round_index, b) as generator:
+                block_rows, block_stats = label_round(generator, prm_cfg, results=part)
+            rows += block_rows
+            stats.append(block_stats)
         write_labelled_steps(tmp / LABELS_FILE, rows)
         # Outcome rows for an optional ORM trained alongside the PRM (same searched data).
-        write_labelled_steps(tmp / "outcome_rows.jsonl", outcome_rows(results, prm_cfg["solutions_per_problem"]))
-        return {"labels.rows": len(rows), **{f"labels.{k}": v for k, v in stats.items()
-                                              if isinstance(v, (int, float))}}
+        write_labelled_steps(tmp / OUTCOME_FILE, outcome_rows(
+            [r for b in blocks for r in block(results, b, block_size)], prm_cfg["solutions_per_problem"]))
+        return {"blocks": blocks, "counts": _sum_counts(stats), "worker": worker_id()}
 
     return produce(out_dir, build)
+
+
+def merge_labels(shard_dirs: list[str], out_dir: str | Path) -> dict:
+    """One round's labelled steps from its shards, in problem order."""
+    from searchlearn.reward.labels import read_labelled_steps, summarize_labels, write_labelled_steps
+
+    def build(tmp: Path) -> dict:
+        metas = [json.loads((Path(d) / STAGE_FILE).read_text()) for d in shard_dirs]
+        rows = [r for d in shard_dirs for r in read_labelled_steps(Path(d) / LABELS_FILE)]
+        write_labelled_steps(tmp / LABELS_FILE, rows)
+        write_labelled_steps(tmp / OUTCOME_FILE,
+                             [r for d in shard_dirs for r in read_labelled_steps(Path(d) / OUTCOME_FILE)])
+        stats = {**_sum_counts([m["counts"] for m in metas]), **summarize_labels(rows)}
+        return {"labels.rows": len(rows), "labels.shards": len(metas),
+                "labels.workers": len({m["worker"] for m in metas}),
+                **{f"labels.{k}": v for k, v in stats.items() if isinstance(v, (int, float))}}
+
+    return produce(out_dir, build)
+
+
+def _sum_counts(stats: list[dict]) -> dict:
+    """Add up the additive label statistics of several blocks (ratios are recomputed
+    from the merged rows instead)."""
+    total: dict = {"tokens": 0}
+    for st in stats:
+        for k, v in st.items():
+            if k in ADDITIVE_STATS:
+                total[k] = total.get(k, 0) + v
+    return total
 
 
 def split_by_problem(rows: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -52,7 +96,7 @@ def train_reward_model(init_dir: str, label_dirs: list[str], prm_cfg: dict, seed
     from searchlearn.reward.prm_train import train_prm
 
     kind = kind or prm_cfg["kind"]
-    name = LABELS_FILE if kind == "prm" else "outcome_rows.jsonl"
+    name = LABELS_FILE if kind == "prm" else OUTCOME_FILE
 
     def build(tmp: Path) -> dict:
         rows = [r for d in label_dirs for r in read_labelled_steps(Path(d) / name)]

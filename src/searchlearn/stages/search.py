@@ -1,15 +1,19 @@
 """Stage: search for solutions to one round's training problems with the current
-policy (and scorer, if any), verifying every candidate."""
+policy (and scorer, if any), verifying every candidate. Shards of blocks run as
+separate tasks (possibly on other machines); a merge writes the round's data."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
-from searchlearn.problems.base import write_problems
+from searchlearn.problems.base import iter_jsonl, write_problems
 from searchlearn.search import ALGORITHMS, SearchBudget
-from searchlearn.stages.common import load_scorer_ref, log, produce, stage_generator
+from searchlearn.search.base import SearchResult
+from searchlearn.sharding import block
+from searchlearn.stages.common import STAGE_FILE, load_scorer_ref, log, produce, stage_generator, worker_id
 from searchlearn.stages.data import round_problems
 
 
@@ -39,23 +43,60 @@ def budget_from(search_cfg: dict) -> SearchBudget:
     return SearchBudget(**{k: search_cfg[k] for k in keys})
 
 
-def search_round(
+def search_problems(data_dir: str, search_cfg: dict, seed: int, round_index: int):
+    """This round's training problems, in the order blocks are cut from."""
+    return round_problems(data_dir, search_cfg["problems_per_round"], seed * 1000 + round_index)
+
+
+def search_shard(
     policy_dir: str, data_dir: str, search_cfg: dict, gen_cfg: dict, scorer_ref: dict | None,
-    seed: int, round_index: int, out_dir: str | Path,
+    seed: int, round_index: int, block_size: int, blocks: list[int], out_dir: str | Path,
 ) -> dict:
+    """Search the given blocks of this round's problems; each block is batched and
+    seeded on its own (see searchlearn.sharding), so the shard layout never shows
+    in the results."""
     def build(tmp: Path) -> dict:
-        problems = round_problems(data_dir, search_cfg["problems_per_round"], seed * 1000 + round_index)
-        generator = stage_generator(policy_dir, gen_cfg, seed, "search", round_index)
-        start = time.perf_counter()
+        problems = search_problems(data_dir, search_cfg, seed, round_index)
         scorer = load_scorer_ref(scorer_ref)
         algorithm = build_algorithm(search_cfg, has_scorer=scorer is not None)
-        results = algorithm.search(problems, generator, scorer, budget_from(search_cfg))
-        seconds = time.perf_counter() - start
-        write_problems(tmp / "problems.jsonl", problems)
+        results, seconds = [], 0.0
+        for b in blocks:
+            with stage_generator(policy_dir, gen_cfg, seed, "search", round_index, b) as generator:
+                start = time.perf_counter()
+                results += algorithm.search(block(problems, b, block_size), generator, scorer,
+                                            budget_from(search_cfg))
+                seconds += time.perf_counter() - start
         write_jsonl(tmp / "results.jsonl", (r.to_dict() for r in results))
-        return {**search_stats(results, seconds), "search.algorithm": algorithm.name}
+        return {"blocks": blocks, "seconds": round(seconds, 3), "algorithm": algorithm.name, "worker": worker_id()}
 
     return produce(out_dir, build)
+
+
+def merge_search(shard_dirs: list[str], data_dir: str, search_cfg: dict, seed: int, round_index: int,
+                 out_dir: str | Path) -> dict:
+    """One round's search data from its shards, in problem order: problems.jsonl +
+    results.jsonl, the same files whatever the shard count."""
+    def build(tmp: Path) -> dict:
+        metas = [json.loads((Path(d) / STAGE_FILE).read_text()) for d in shard_dirs]
+        _check_covers(metas)
+        rows = [row for d in shard_dirs for _, row in iter_jsonl(Path(d) / "results.jsonl")]
+        problems = search_problems(data_dir, search_cfg, seed, round_index)
+        if [row["problem_id"] for row in rows] != [p.id for p in problems]:
+            raise ValueError(f"search shards {shard_dirs} do not hold this round's problems in order")
+        write_problems(tmp / "problems.jsonl", problems)
+        write_jsonl(tmp / "results.jsonl", rows)
+        seconds = sum(m["seconds"] for m in metas)
+        return {**search_stats([SearchResult.from_dict(r) for r in rows], seconds),
+                "search.algorithm": metas[0]["algorithm"], "search.shards": len(metas),
+                "search.workers": len({m["worker"] for m in metas})}
+
+    return produce(out_dir, build)
+
+
+def _check_covers(metas: list[dict]) -> None:
+    blocks = [b for m in metas for b in m["blocks"]]
+    if blocks != list(range(len(blocks))):
+        raise ValueError(f"search shards cover blocks {blocks}, not 0..{len(blocks) - 1} in order")
 
 
 def search_stats(results, seconds: float) -> dict:
@@ -68,6 +109,6 @@ def search_stats(results, seconds: float) -> dict:
         "search.any_correct": sum(any(c.correct for c in r.candidates) for r in results) / n,
         "search.candidate_acc": sum(bool(c.correct) for c in cands) / max(len(cands), 1),
         "search.tokens": tokens,
-        "search.seconds": round(seconds, 2),
+        "search.seconds": round(seconds, 2),  # summed over shards: compute time, not wall time
         "search.tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0,
     }
