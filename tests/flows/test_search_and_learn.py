@@ -11,8 +11,8 @@ from flowkit import mlflow_client, run_flow, task_states
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"prepare-problems", "init-base-model", "sft-on-demos", "evaluate-policy", "search-for-data",
-          "learn-policy"}
+STAGES = {"prepare-problems", "init-base-model", "sft-on-demos", "evaluate-policy", "search-shard",
+          "search-for-data", "learn-policy"}
 
 
 @pytest.fixture(scope="module")

@@ -281,9 +281,9 @@ def test_champion_evaluation_and_search_only_generation_reuse_the_loop(stack, ti
     loop_round = client.search_runs([exp.experiment_id], "tags.`searchlearn.round` = '1'",
                                     order_by=["attributes.start_time ASC"])[0]
     assert search_round.data.tags["ref.search"] == loop_round.data.tags["ref.search"]
-    states = task_states(stack, data.id, expected=4)
+    states = task_states(stack, data.id, expected=5)
     assert states == {"prepare-problems": ["Cached"], "init-base-model": ["Cached"], "sft-on-demos": ["Cached"],
-                      "search-for-data": ["Cached"]}, states
+                      "search-shard": ["Cached"], "search-for-data": ["Cached"]}, states
 
 
 def test_evaluate_model_takes_a_bare_checkpoint_the_train_split_or_a_gsm8k_jsonl(stack, tiny_loop, tmp_path):
