@@ -102,3 +102,17 @@ def test_engines_switch_in_process_and_sampling_is_seeded(model_dir, engine):
     random.random()
     b.append(second.generate(PROMPTS, params))
     assert a == b
+
+
+def test_an_explicit_kv_cache_size_ignores_the_process_rss(model_dir):
+    """kv_cache_gib reaches the engine, so the CPU worker no longer sizes the KV cache
+    as util x RAM minus this process's RSS (which left a DPO round's evaluation with
+    none and failed it in the learners benchmark)."""
+    generator = get_generator(model_dir, {**FP32, "kv_cache_gib": 0.25}, seed=0)
+    try:
+        config = generator.llm.llm_engine.vllm_config.cache_config
+        assert config.kv_cache_memory_bytes == 2**28
+        out = generator.generate(PROMPTS[:1], SamplingParams(n=2, temperature=1.0, max_new_tokens=8))
+        assert len(out[0]) == 2 and all(c.num_tokens > 0 for c in out[0])
+    finally:
+        release_generator()

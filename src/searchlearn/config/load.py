@@ -152,7 +152,7 @@ _POSITIVE = ["search.n", "search.problems_per_round", "search.max_new_tokens", "
              "search.max_steps", "eval.max_new_tokens", "generation.hf_batch_size",
              "generation.tensor_parallel_size", "generation.max_model_len", "learn.rft.max_per_problem",
              "execution.shards", "execution.block_size"]
-_NON_NEGATIVE = ["rounds", "init.num_demos", "eval.num_problems", "eval.k", "search.temperature",
+_NON_NEGATIVE = ["rounds", "generation.kv_cache_gib", "init.num_demos", "eval.num_problems", "eval.k", "search.temperature",
                  "eval.temperature", "problems.train_size", "problems.test_size",
                  "execution.max_workers", "execution.ray_num_cpus", "execution.cpus_per_shard",
                  "execution.gpus_per_shard"]

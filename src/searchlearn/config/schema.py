@@ -82,6 +82,7 @@ class GenerationConfig:
     backend: str = f("auto", "Generator backend: auto (vllm if importable, else hf) | vllm | hf.")
     dtype: str = f("bfloat16", "vLLM weight dtype.")
     gpu_memory_utilization: float = f(0.3, "vLLM KV-cache fraction (of RAM on CPU; 0.92 fails at start-up there).")
+    kv_cache_gib: float = f(0.0, "vLLM KV-cache size in GiB; 0 = sized by gpu_memory_utilization. On CPU vLLM then takes util x RAM minus this process's RSS, so after training in the same process (DPO: two models) it can get nothing: set a size there.")
     tensor_parallel_size: int = f(1, "vLLM tensor parallelism (GPUs per engine).")
     enforce_eager: bool = f(True, "vLLM: skip CUDA-graph capture (needed on CPU, faster start).")
     enable_prefix_caching: bool = f(True, "vLLM: reuse KV blocks of shared prefixes (tree search, labelling).")

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # The GenerationConfig fields each backend reads; a change in any other field must
 # not restart an engine.
 _BACKEND_FIELDS = {
-    "vllm": ("dtype", "gpu_memory_utilization", "tensor_parallel_size", "enforce_eager",
+    "vllm": ("dtype", "gpu_memory_utilization", "kv_cache_gib", "tensor_parallel_size", "enforce_eager",
              "enable_prefix_caching", "max_model_len"),
     "hf": ("hf_batch_size",),
 }

@@ -45,6 +45,7 @@ class VLLMGenerator:
         seed: int = 0,
         dtype: str = "bfloat16",
         gpu_memory_utilization: float = 0.3,
+        kv_cache_gib: float = 0.0,
         tensor_parallel_size: int = 1,
         enforce_eager: bool = True,
         enable_prefix_caching: bool = True,
@@ -64,6 +65,9 @@ class VLLMGenerator:
                 seed=seed,
                 dtype=dtype,
                 gpu_memory_utilization=gpu_memory_utilization,
+                # An explicit size stops the CPU worker from subtracting this process's
+                # RSS (models trained earlier in the flow) from util x RAM.
+                kv_cache_memory_bytes=int(kv_cache_gib * 2**30) if kv_cache_gib > 0 else None,
                 tensor_parallel_size=tensor_parallel_size,
                 enforce_eager=enforce_eager,
                 enable_prefix_caching=enable_prefix_caching,
