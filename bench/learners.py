@@ -50,7 +50,8 @@ def main() -> None:
         # Generated tokens: search (all learners) + GRPO's own rollouts (an estimate, see learn/grpo.py).
         tokens = sum(row.get("search.tokens", 0) + row.get("learn.grpo.generated_tokens_est", 0) for row in h[1:])
         learn_s = sum(row.get("learn.train.wall_s", 0.0) for row in h[1:])
-        print(f"{learner:8s} {accs:34s} {h[-1].get('eval.maj_at_k', float('nan')):10.3f} {tokens:13d} "
+        maj = next((v for k, v in h[-1].items() if k.startswith("eval.maj_at_")), float("nan"))
+        print(f"{learner:8s} {accs:34s} {maj:10.3f} {tokens:13d} "
               f"{learn_s:8.0f} {res['seconds']:7.0f}")
 
 
