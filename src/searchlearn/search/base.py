@@ -35,6 +35,12 @@ class SearchBudget:
     max_step_tokens: int = 64  # per step, for step-wise searches
     max_steps: int = 8
 
+    @classmethod
+    def from_config(cls, search_cfg: dict, n: int | None = None) -> "SearchBudget":
+        """The budget of a `search:` config section (plain dict); `n` overrides its N."""
+        keys = ("temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps")
+        return cls(n=search_cfg["n"] if n is None else n, **{k: search_cfg[k] for k in keys})
+
 
 @dataclass
 class Candidate:

@@ -47,11 +47,6 @@ def methods(names: Sequence[str], search_cfg: dict) -> list[Method]:
     return [known[n] for n in names]
 
 
-def budget_for(n: int, search_cfg: dict) -> SearchBudget:
-    keys = ("temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps")
-    return SearchBudget(n=n, **{k: search_cfg[k] for k in keys})
-
-
 def runnable_budget(method: Method, n: int) -> bool:
     """Tree searches need at least `expansions` samples per step (beam: one beam)."""
     expansions = method.settings.get("expansions", 4)
@@ -83,7 +78,7 @@ def scaling_curve(
                 reseed(i * 1000 + j)
             algorithm = ALGORITHMS[method.algorithm](**method.settings)
             before, gen_before, start = generator.stats.tokens, generator.stats.seconds, time.perf_counter()
-            results = algorithm.search(problems, generator, scorer, budget_for(n, search_cfg))
+            results = algorithm.search(problems, generator, scorer, SearchBudget.from_config(search_cfg, n))
             seconds = time.perf_counter() - start
             tokens, gen_seconds = generator.stats.tokens - before, generator.stats.seconds - gen_before
             rows.append({

@@ -26,12 +26,17 @@ def produce(out_dir: str | Path, build: Callable[[Path], dict]) -> dict:
     out_dir = Path(out_dir)
     if is_complete_dir(out_dir):
         log.info("reusing completed stage output %s", out_dir)
-        meta = json.loads((out_dir / STAGE_FILE).read_text())
+        meta = read_stage_meta(out_dir)
     else:
         with atomic_dir(out_dir) as tmp:
             meta = build(tmp)
             atomic_write_json(tmp / STAGE_FILE, meta)
     return artifact_ref(out_dir, **meta)
+
+
+def read_stage_meta(out_dir: str | Path) -> dict:
+    """The metrics a completed stage saved beside its outputs."""
+    return json.loads((Path(out_dir) / STAGE_FILE).read_text())
 
 
 STAGE_SEEDS = {"search": 1, "eval": 2, "labels": 3, "rerank": 4, "scaling": 5}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from searchlearn.problems.base import iter_jsonl
 from searchlearn.sharding import block
-from searchlearn.stages.common import STAGE_FILE, produce, stage_generator, worker_id
+from searchlearn.stages.common import produce, read_stage_meta, stage_generator, worker_id
 
 LABELS_FILE = "labelled_steps.jsonl"
 OUTCOME_FILE = "outcome_rows.jsonl"
@@ -32,20 +31,18 @@ def label_shard(policy_dir: str, search_dir: str, prm_cfg: dict, gen_cfg: dict, 
 
     def build(tmp: Path) -> dict:
         results = labelled_results(search_dir, prm_cfg)
-        rows, stats = [], []
-        for b in blocks:
-            part = block(results, b, block_size)
-            if prm_cfg["kind"] == "orm":
-                rows += outcome_rows(part, prm_cfg["solutions_per_problem"])
-                continue
-            with stage_generator(policy_dir, gen_cfg, seed, "labels", round_index, b) as generator:
-                block_rows, block_stats = label_round(generator, prm_cfg, results=part)
-            rows += block_rows
-            stats.append(block_stats)
+        # Outcome rows (the ORM's labels, also kept beside a PRM's for an ORM trained alongside).
+        outcomes = outcome_rows([r for b in blocks for r in block(results, b, block_size)],
+                                prm_cfg["solutions_per_problem"])
+        rows, stats = (outcomes, []) if prm_cfg["kind"] == "orm" else ([], [])
+        if prm_cfg["kind"] == "prm":
+            for b in blocks:
+                with stage_generator(policy_dir, gen_cfg, seed, "labels", round_index, b) as generator:
+                    block_rows, block_stats = label_round(generator, prm_cfg, results=block(results, b, block_size))
+                rows += block_rows
+                stats.append(block_stats)
         write_labelled_steps(tmp / LABELS_FILE, rows)
-        # Outcome rows for an optional ORM trained alongside the PRM (same searched data).
-        write_labelled_steps(tmp / OUTCOME_FILE, outcome_rows(
-            [r for b in blocks for r in block(results, b, block_size)], prm_cfg["solutions_per_problem"]))
+        write_labelled_steps(tmp / OUTCOME_FILE, outcomes)
         return {"blocks": blocks, "counts": _sum_counts(stats), "worker": worker_id()}
 
     return produce(out_dir, build)
@@ -56,7 +53,7 @@ def merge_labels(shard_dirs: list[str], out_dir: str | Path) -> dict:
     from searchlearn.reward.labels import read_labelled_steps, summarize_labels, write_labelled_steps
 
     def build(tmp: Path) -> dict:
-        metas = [json.loads((Path(d) / STAGE_FILE).read_text()) for d in shard_dirs]
+        metas = [read_stage_meta(d) for d in shard_dirs]
         rows = [r for d in shard_dirs for r in read_labelled_steps(Path(d) / LABELS_FILE)]
         write_labelled_steps(tmp / LABELS_FILE, rows)
         write_labelled_steps(tmp / OUTCOME_FILE,

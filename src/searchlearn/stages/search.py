@@ -4,7 +4,6 @@ separate tasks (possibly on other machines); a merge writes the round's data."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from searchlearn.problems.base import iter_jsonl, write_problems
 from searchlearn.search import ALGORITHMS, SearchBudget
 from searchlearn.search.base import SearchResult
 from searchlearn.sharding import block
-from searchlearn.stages.common import STAGE_FILE, load_scorer_ref, log, produce, stage_generator, worker_id
+from searchlearn.stages.common import load_scorer_ref, log, produce, read_stage_meta, stage_generator, worker_id
 from searchlearn.stages.data import round_problems
 
 
@@ -38,11 +37,6 @@ def build_algorithm(search_cfg: dict, has_scorer: bool = True):
     return ALGORITHMS[name](**(search_cfg.get(name) or {}))
 
 
-def budget_from(search_cfg: dict) -> SearchBudget:
-    keys = ("n", "temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps")
-    return SearchBudget(**{k: search_cfg[k] for k in keys})
-
-
 def search_problems(data_dir: str, search_cfg: dict, seed: int, round_index: int):
     """This round's training problems, in the order blocks are cut from."""
     return round_problems(data_dir, search_cfg["problems_per_round"], seed * 1000 + round_index)
@@ -64,7 +58,7 @@ def search_shard(
             with stage_generator(policy_dir, gen_cfg, seed, "search", round_index, b) as generator:
                 start = time.perf_counter()
                 results += algorithm.search(block(problems, b, block_size), generator, scorer,
-                                            budget_from(search_cfg))
+                                            SearchBudget.from_config(search_cfg))
                 seconds += time.perf_counter() - start
         write_jsonl(tmp / "results.jsonl", (r.to_dict() for r in results))
         return {"blocks": blocks, "seconds": round(seconds, 3), "algorithm": algorithm.name, "worker": worker_id()}
@@ -77,7 +71,7 @@ def merge_search(shard_dirs: list[str], data_dir: str, search_cfg: dict, seed: i
     """One round's search data from its shards, in problem order: problems.jsonl +
     results.jsonl, the same files whatever the shard count."""
     def build(tmp: Path) -> dict:
-        metas = [json.loads((Path(d) / STAGE_FILE).read_text()) for d in shard_dirs]
+        metas = [read_stage_meta(d) for d in shard_dirs]
         _check_covers(metas)
         rows = [row for d in shard_dirs for _, row in iter_jsonl(Path(d) / "results.jsonl")]
         problems = search_problems(data_dir, search_cfg, seed, round_index)
