@@ -13,6 +13,7 @@ from pydantic import Field
 from flows.search_and_learn import SEARCH_FAMILIES, active, section
 from searchlearn import tracking
 from searchlearn.config import load_config
+from searchlearn.learn.launch import launch_settings
 from tasks import init_base_model, prepare_problems, search_for_data, sft_on_demos
 from tasks.fanout import fanout
 
@@ -38,7 +39,8 @@ def generate_data(experiment: str = "quickstart", overrides: list[str] | None = 
     try:
         problems = prepare_problems(section(cfg.problems), cfg.init.num_demos, run_dir)
         base = init_base_model(section(cfg.policy), problems, seed, run_dir)
-        policy = sft_on_demos(base, problems, section(cfg.init), seed, run_dir)
+        launch = launch_settings(section(cfg.execution))  # same key as the loop's init, so it is shared
+        policy = sft_on_demos(base, problems, section(cfg.init), seed, run_dir, launch)
         datasets = []
         with fanout(section(cfg.execution)) as fan:
             for r in range(1, rounds + 1):

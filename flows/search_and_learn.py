@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from searchlearn import tracking
 from searchlearn.config import load_config
+from searchlearn.learn.launch import launch_settings
 from searchlearn.reporting import render_summary
 from tasks import (evaluate_policy, evaluate_reranking, evaluate_scaling, init_base_model, label_steps,
                    learn_policy, prepare_problems, search_for_data, sft_on_demos, train_reward_model)
@@ -54,11 +55,12 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
     search_cfg = active(cfg.search, "algorithm", SEARCH_FAMILIES)
     learn_cfg = active(cfg.learn, "algorithm", LEARN_FAMILIES)
     prm, eval_cfg = section(cfg.prm), eval_section(cfg)
+    launch = launch_settings(section(cfg.execution))  # training in this process, or under accelerate launch
     mlflow_run = tracking.start_parent_run(cfg, run_name=_run_name(cfg))
     try:
         problems = prepare_problems(section(cfg.problems), cfg.init.num_demos, run_dir)
         base = init_base_model(section(cfg.policy), problems, seed, run_dir)
-        policy = init = sft_on_demos(base, problems, section(cfg.init), seed, run_dir)
+        policy = init = sft_on_demos(base, problems, section(cfg.init), seed, run_dir, launch)
         history = [_record(0, evaluate_policy(policy, problems, eval_cfg, gen, seed, 0, run_dir))]
         tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
         reward_models, labels = {}, []
@@ -69,9 +71,10 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
                 data = search_for_data(fan, policy, problems, scorer, search_cfg, gen, seed, r, run_dir)
                 if cfg.prm.enabled:
                     labels.append(label_steps(fan, policy, data, prm, gen, seed, r, run_dir))
-                    reward_models = retrain_reward_models(cfg, prm, policy, labels, reward_models, r, run_dir)
+                    reward_models = retrain_reward_models(cfg, prm, policy, labels, reward_models, r, run_dir, launch)
                 start = init if cfg.learn.init_from == "init" else policy
-                policy = learn_policy(start, policy, data, learn_cfg, seed, r, run_dir, scorer=shaping(cfg, reward_models))
+                policy = learn_policy(start, policy, data, learn_cfg, seed, r, run_dir,
+                                      scorer=shaping(cfg, reward_models), launch=launch)
                 scores = evaluate_policy(policy, problems, eval_cfg, gen, seed, r, run_dir)
                 rerank = (evaluate_reranking(policy, problems, reward_models, prm, eval_cfg, gen, seed, r,
                                              run_dir) if reward_models else {})
@@ -92,14 +95,14 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
 
 
 def retrain_reward_models(cfg, prm: dict, policy: dict, labels: list[dict], previous: dict, r: int,
-                          run_dir: str) -> dict:
+                          run_dir: str, launch: dict | None) -> dict:
     """The round's reward model(s), trained on every round's labels so far. Warm
     start from last round's model of the same kind, else from the policy."""
     kinds = [cfg.prm.kind] + (["orm"] if cfg.prm.train_orm and cfg.prm.kind != "orm" else [])
     models = {}
     for kind in kinds:
         init = previous.get(kind) if cfg.prm.init_from == "previous" and kind in previous else policy
-        models[kind] = train_reward_model(init, labels, prm, kind, cfg.seed, r, run_dir)
+        models[kind] = train_reward_model(init, labels, prm, kind, cfg.seed, r, run_dir, launch)
     return models
 
 

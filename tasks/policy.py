@@ -4,7 +4,8 @@ from searchlearn.stages import policy
 from tasks.cache import cached, output_dir
 
 BASE_CODE = ("searchlearn.models", "searchlearn.stages.policy")
-SFT_CODE = ("searchlearn.learn.sft", "searchlearn.stages.policy")
+SFT_CODE = ("searchlearn.learn.sft", "searchlearn.learn.launch", "searchlearn.learn.distributed",
+            "searchlearn.stages.policy")
 
 
 @task(name="init-base-model", **cached(*BASE_CODE))
@@ -18,8 +19,9 @@ def init_base_model(policy_cfg: dict, problems: dict, seed: int, run_dir: str) -
 
 
 @task(name="sft-on-demos", **cached(*SFT_CODE))
-def sft_on_demos(base: dict, problems: dict, init_cfg: dict, seed: int, run_dir: str) -> dict:
-    """Policy initialization: SFT the base model on worked demonstrations."""
+def sft_on_demos(base: dict, problems: dict, init_cfg: dict, seed: int, run_dir: str,
+                 launch: dict | None = None) -> dict:
+    """Policy initialization: SFT the base model on worked demonstrations (`launch`: accelerate launch settings)."""
     out = output_dir(run_dir, "policy-init", SFT_CODE, base=base["sha"], problems=problems["sha"], cfg=init_cfg,
-                     seed=seed)
-    return policy.sft_policy(base["path"], problems["path"], init_cfg, seed, out)
+                     seed=seed, launch=launch)
+    return policy.sft_policy(base["path"], problems["path"], init_cfg, seed, out, launch)

@@ -6,7 +6,8 @@ from tasks.cache import cached, output_dir
 from tasks.fanout import Fanout
 
 LABEL_CODE = ("searchlearn.reward", "searchlearn.generation", "searchlearn.stages.reward", "searchlearn.sharding")
-TRAIN_CODE = ("searchlearn.reward", "searchlearn.stages.reward")
+TRAIN_CODE = ("searchlearn.reward", "searchlearn.learn.launch", "searchlearn.learn.distributed",
+              "searchlearn.stages.reward")
 RERANK_CODE = ("searchlearn.evaluation", "searchlearn.reward", "searchlearn.generation",
                "searchlearn.stages.evaluate")
 
@@ -41,11 +42,12 @@ def merge_labels(shards: list[dict], round_index: int, run_dir: str) -> dict:
 
 @task(name="train-reward-model", **cached(*TRAIN_CODE))
 def train_reward_model(init: dict, labels: list[dict], prm_cfg: dict, kind: str, seed: int, round_index: int,
-                       run_dir: str) -> dict:
-    """(Re)train the PRM/ORM on all labels so far, warm-starting from `init`."""
+                       run_dir: str, launch: dict | None = None) -> dict:
+    """(Re)train the PRM/ORM on all labels so far, warm-starting from `init` (`launch`: accelerate launch settings)."""
     out = output_dir(run_dir, f"{kind}-r{round_index}", TRAIN_CODE, init=init["sha"],
-                     labels=[ref["sha"] for ref in labels], cfg=prm_cfg, kind=kind, seed=seed)
-    return reward.train_reward_model(model_path(init), [ref["path"] for ref in labels], prm_cfg, seed, out, kind)
+                     labels=[ref["sha"] for ref in labels], cfg=prm_cfg, kind=kind, seed=seed, launch=launch)
+    return reward.train_reward_model(model_path(init), [ref["path"] for ref in labels], prm_cfg, seed, out, kind,
+                                     launch)
 
 
 @task(name="evaluate-reranking", **cached(*RERANK_CODE))

@@ -3,6 +3,8 @@ every stage, the second is fully Cached."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flowkit import mlflow_client, run_flow, task_states
@@ -17,6 +19,10 @@ CASES = {
     "dpo": ("tiny", ["rounds=1", "learn.algorithm=dpo"]),
     # GRPO with the verifier + format reward, shaped by the round's freshly trained PRM.
     "grpo": ("tiny_prm", ["rounds=1", "learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"]),
+    # Every training stage (SFT, PRM, DPO with its reference model) under accelerate
+    # launch with 2 data-parallel processes (gloo on this CPU machine).
+    "ddp": ("tiny_prm", ["rounds=1", "learn.algorithm=dpo", "prm.train_orm=false",
+                         "execution.train_processes=2"]),
 }
 
 
@@ -47,6 +53,11 @@ def test_variant_runs_then_is_fully_cached(prefect_server, tmp_path, case):
         assert last["learn.train.steps"] == 4
         assert "learn.grpo.reward_first" in last
         assert last["learn.grpo.prm_used"] == 1 and last["learn.grpo.reward_functions"] == 3
+    if case == "ddp":
+        [init] = (tmp_path / "artifacts" / "policy-init").iterdir()
+        assert json.loads((init / "stage.json").read_text())["sft.processes"] == 2
+        assert last["prm.processes"] == 2 and last["prm.steps"] > 0
+        assert last["learn.train.processes"] == 2 and last["learn.dpo.pairs"] > 0
     second = run_flow(experiment, tmp_path, *overrides)
     assert second.is_completed()
     assert all(s == "Cached" for names in task_states(second).values() for s in names), task_states(second)

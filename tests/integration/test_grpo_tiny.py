@@ -142,3 +142,22 @@ def test_grpo_without_problems_copies_the_policy(tiny_model_dir, tmp_path):
     assert is_complete_dir(inputs.out_dir)
     weights = "model.safetensors"
     assert (tmp_path / "out" / weights).read_bytes() == (Path(tiny_model_dir) / weights).read_bytes()
+
+
+@pytest.mark.slow
+def test_grpo_stage_under_accelerate_launch_trains_in_two_processes(warm_tiny_dir, tmp_path):
+    """The learn stage's GRPO job in 2 data-parallel processes (gloo on CPU): TRL
+    splits each generation batch over them and gathers rewards across both."""
+    from searchlearn.stages.learn import learn_round
+
+    write_problems(tmp_path / "problems.jsonl", addition_problems())
+    cfg = {"algorithm": "grpo", "grpo": {
+        "num_generations": 4, "max_completion_length": 16, "temperature": 1.0,
+        "train": {"max_steps": 2, "batch_size": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0,
+                  "logging_steps": 1, "lr_scheduler": "constant"}}}
+    ref = learn_round(str(warm_tiny_dir), str(warm_tiny_dir), str(tmp_path), cfg, 0, tmp_path / "stage",
+                      launch={"processes": 2, "config": ""})
+    assert ref["learn.train.processes"] == 2 and ref["learn.train.steps"] == 2
+    assert "learn.grpo.reward_last" in ref and ref["learn.grpo.completion_length_mean"] > 0
+    assert is_complete_dir(tmp_path / "stage" / "model")
+    assert json.loads((tmp_path / "stage" / "model" / "train_config.json").read_text())["learner"] == "grpo"

@@ -151,7 +151,7 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
 _POSITIVE = ["search.n", "search.problems_per_round", "search.max_new_tokens", "search.max_step_tokens",
              "search.max_steps", "eval.max_new_tokens", "generation.hf_batch_size",
              "generation.tensor_parallel_size", "generation.max_model_len", "learn.rft.max_per_problem",
-             "execution.shards", "execution.block_size"]
+             "execution.shards", "execution.block_size", "execution.train_processes"]
 _NON_NEGATIVE = ["rounds", "generation.kv_cache_gib", "init.num_demos", "eval.num_problems", "eval.k", "search.temperature",
                  "eval.temperature", "problems.train_size", "problems.test_size",
                  "execution.max_workers", "execution.ray_num_cpus", "execution.cpus_per_shard",
@@ -180,6 +180,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("learn.grpo.prm_weight > 0 shapes the reward with the PRM: set prm.enabled=true "
                           "(or learn.grpo.prm_weight=0)")
     _check_runner_installed(cfg.execution.task_runner)
+    accelerate_config = cfg.execution.accelerate_config
+    if accelerate_config and not Path(accelerate_config).is_file():
+        raise ConfigError(f"execution.accelerate_config: file not found: {accelerate_config!r}")
     if any(n <= 0 for n in cfg.eval.scaling.budgets):
         raise ConfigError("eval.scaling.budgets entries must be > 0")
     from searchlearn.search.scaling import methods

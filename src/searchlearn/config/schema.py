@@ -244,6 +244,8 @@ class ExecutionConfig:
     cpus_per_shard: float = f(1.0, "ray: CPUs reserved by each shard task.")
     gpus_per_shard: float = f(0.0, "ray: GPUs reserved by each shard task (1 = one vLLM engine per GPU).")
     dask_address: str = f("", "dask: '' starts a LocalCluster; else the scheduler address (tcp://host:8786).")
+    train_processes: int = f(1, "Processes per training stage (SFT, RFT/DPO/GRPO, reward model). 1 = in the flow's process; N > 1 = `accelerate launch` with N data-parallel processes (one per GPU; gloo on CPU). train.batch_size is per process.")
+    accelerate_config: str = f("", "An accelerate config file (FSDP, DeepSpeed, mixed precision): training stages run under `accelerate launch --config_file` with it.")
 
 
 @dataclass
@@ -260,5 +262,5 @@ class ExperimentConfig:
     learn: LearnConfig = sub(LearnConfig, "Policy learning from search data.")
     prm: PRMConfig = sub(PRMConfig, "Process (or outcome) reward model, retrained every round.")
     eval: EvalConfig = sub(EvalConfig, "Held-out evaluation every round.")
-    execution: ExecutionConfig = sub(ExecutionConfig, "Scale-out of search and labelling over problem shards.")
+    execution: ExecutionConfig = sub(ExecutionConfig, "Scale-out: search and labelling over problem shards, training over processes.")
     tracking: TrackingConfig = sub(TrackingConfig, "MLflow tracking.")

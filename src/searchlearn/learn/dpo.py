@@ -4,8 +4,8 @@ Unlike RFT, DPO also learns from the *failed* samples: each correct solution (or
 higher-valued step) is pushed up relative to a wrong one, measured against the
 previous round's policy as the frozen reference.
 
-The training helpers at the bottom (config defaults, TrainingArguments mapping,
-fp32 loading, atomic saving with sidecars) are shared with grpo.py.
+The training helpers at the bottom (config defaults, fp32 loading, saving with
+sidecars) are shared with grpo.py.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 from searchlearn.formatting import is_complete
 from searchlearn.learn.base import LearnInputs
+from searchlearn.learn.distributed import is_main_process, save_trained
 from searchlearn.learn.pairs import build_pairs
 from searchlearn.learn.training_args import training_kwargs
 from searchlearn.problems.base import iter_jsonl
@@ -55,9 +56,9 @@ class DPOLearner:
         if not pairs:
             # Nothing to prefer (e.g. every problem all-correct or all-wrong): keep the policy.
             return finish(inputs, sidecar, metrics, start)
-        trainer, tokenizer = _train(inputs, dpo, pairs)
+        trainer = _train(inputs, dpo, pairs)
         metrics.update(summarize_dpo_logs(trainer.state.log_history))
-        return finish(inputs, sidecar, metrics, start, trainer, tokenizer)
+        return finish(inputs, sidecar, metrics, start, trainer)
 
 
 def _stat_name(key: str) -> str:
@@ -92,7 +93,7 @@ def _train(inputs: LearnInputs, dpo: dict, pairs: list[dict]):
             drop_eos_unless_complete, fn_kwargs={"eos_id": tokenizer.eos_token_id}, desc="Dropping EOS of unfinished"
         )
         trainer.train()
-    return trainer, tokenizer
+    return trainer
 
 
 def drop_eos_unless_complete(example: dict, eos_id: int) -> dict:
@@ -163,27 +164,18 @@ def load_policy(path: str, with_tokenizer: bool = True):
     return model, tokenizer
 
 
-def save_checkpoint(model, tokenizer, out_dir: str, config: dict, metrics: dict) -> None:
-    """Model + tokenizer + generation config + config/metrics sidecars, atomically."""
-    from searchlearn.artifacts import atomic_dir
-
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        model.generation_config.save_pretrained(tmp)
-        _write_sidecars(tmp, config, metrics)
-
-
-def finish(inputs: LearnInputs, sidecar: dict, metrics: dict, start: float, trainer=None,
-           tokenizer=None) -> dict:
-    """Record steps and wall time, then save the trained policy, or, when there was
-    nothing to train on (trainer None), copy the input policy unchanged."""
+def finish(inputs: LearnInputs, sidecar: dict, metrics: dict, start: float, trainer=None) -> dict:
+    """Record steps, processes (the data-parallel world the Trainer ran in) and wall
+    time, then save the trained policy, or, when there was nothing to train on
+    (trainer None), copy the input policy unchanged."""
     steps = trainer.state.global_step if trainer is not None else 0
-    metrics.update({"train.steps": steps, "train.wall_s": round(time.perf_counter() - start, 3)})
+    processes = trainer.accelerator.num_processes if trainer is not None else 0
+    metrics.update({"train.steps": steps, "train.processes": processes,
+                    "train.wall_s": round(time.perf_counter() - start, 3)})
     if trainer is None:
         copy_policy(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
     else:
-        save_checkpoint(trainer.model, tokenizer, inputs.out_dir, sidecar, metrics)
+        save_trained(trainer, inputs.out_dir, lambda tmp: _write_sidecars(tmp, sidecar, metrics))
     return metrics
 
 
@@ -191,6 +183,8 @@ def copy_policy(policy_dir: str, out_dir: str, config: dict, metrics: dict) -> N
     """The unchanged policy as this round's checkpoint (a round with no data must not crash)."""
     from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir
 
+    if not is_main_process():  # under accelerate launch the main process copies
+        return
     skip = shutil.ignore_patterns(COMPLETE_MARKER, METRICS_FILE, CONFIG_FILE)
     with atomic_dir(out_dir) as tmp:
         shutil.copytree(policy_dir, tmp, ignore=skip, dirs_exist_ok=True)

@@ -135,10 +135,10 @@ class GRPOLearner:
             return finish(inputs, sidecar, metrics, start)
         rows = [{"prompt": build_prompt(p.question), "answer": p.answer, "question": p.question}
                 for p in problems]
-        trainer, tokenizer = _train(inputs, grpo, rows, funcs, weights)
+        trainer = _train(inputs, grpo, rows, funcs, weights)
         metrics.update(summarize_grpo_logs(trainer.state.log_history))
         metrics["grpo.generated_tokens_est"] = generated_tokens(metrics, trainer.state.global_step, grpo)
-        return finish(inputs, sidecar, metrics, start, trainer, tokenizer)
+        return finish(inputs, sidecar, metrics, start, trainer)
 
 
 def generated_tokens(metrics: dict, steps: int, grpo: dict) -> int:
@@ -189,7 +189,7 @@ def _train(inputs: LearnInputs, grpo: dict, rows: list[dict], funcs: list, weigh
         trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows),
                               processing_class=tokenizer, callbacks=[log_final_step_callback()()])
         trainer.train()
-    return trainer, tokenizer
+    return trainer
 
 
 def summarize_grpo_logs(log_history: list[dict]) -> dict:

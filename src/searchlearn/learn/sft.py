@@ -3,7 +3,8 @@
 Shared by the initial SFT on demonstrations and by RFT on verified traces. Loss is
 on completion tokens only and TRL appends EOS to every completion, so the policy
 learns to stop after its answer line. The Trainer works in a throw-away
-directory (no checkpoints); only the final model lands in `out_dir`, atomically.
+directory (no checkpoints); only the final model lands in `out_dir`, atomically,
+written by the main process when accelerate launch runs several (learn/launch.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir, atomic_write_json
+from searchlearn.learn.distributed import is_main_process, save_trained
 
 METRICS_FILE = "train_metrics.json"
 CONFIG_FILE = "train_config.json"
@@ -40,16 +42,13 @@ def train_sft(model_dir: str, examples: list[dict], train_cfg: dict, out_dir: st
     with tempfile.TemporaryDirectory(prefix="sft-work-") as work:
         trainer, losses = _build_trainer(model_dir, examples, train_cfg, work, seed)
         result = trainer.train()
-        metrics = _metrics(examples, losses.losses, result, trainer.state, time.perf_counter() - start)
-        model, tokenizer = trainer.model, trainer.processing_class
+        metrics = _metrics(examples, losses.losses, result, trainer.state, time.perf_counter() - start,
+                           trainer.accelerator.num_processes)
         # Same invariants as the base checkpoint: left padding, and the EOS that TRL
         # appended to every completion is a stop token for generation.
-        prepare_tokenizer(tokenizer)
-        sync_special_tokens(model, tokenizer)
-        with atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            _write_sidecars(tmp, metrics, train_cfg, model_dir, seed)
+        prepare_tokenizer(trainer.processing_class)
+        sync_special_tokens(trainer.model, trainer.processing_class)
+        save_trained(trainer, out_dir, lambda tmp: _write_sidecars(tmp, metrics, train_cfg, model_dir, seed))
     return metrics
 
 
@@ -133,10 +132,12 @@ def _quiet_datasets():
             ds_logging.enable_progress_bar()
 
 
-def _metrics(examples: list[dict], losses: list[float], result, state, wall: float) -> dict:
+def _metrics(examples: list[dict], losses: list[float], result, state, wall: float, processes: int) -> dict:
     """first_loss is step 1's, last_loss the mean over the final logging window, mean_loss
-    the mean over all steps. `tokens` counts non-padding input tokens over all epochs;
-    wall_s includes loading and tokenizing, train_s only the optimizer loop."""
+    the mean over all steps (losses are averaged over processes). `tokens` counts
+    non-padding input tokens over all epochs and processes; wall_s includes loading
+    and tokenizing, train_s only the optimizer loop; `processes` is the data-parallel
+    world the Trainer actually ran in."""
     tokens, train_s = int(state.num_input_tokens_seen), float(result.metrics["train_runtime"])
     return {
         "examples": len(examples),
@@ -148,11 +149,15 @@ def _metrics(examples: list[dict], losses: list[float], result, state, wall: flo
         "wall_s": round(wall, 3),
         "train_s": round(train_s, 3),
         "tokens_per_s": round(tokens / train_s, 1) if train_s > 0 else 0.0,
+        "processes": int(processes),
     }
 
 
 def _copy_unchanged(model_dir: str, train_cfg: dict, out_dir: str, seed: int) -> dict:
-    metrics = {"examples": 0, "steps": 0, "tokens": 0, "wall_s": 0.0, "train_s": 0.0, "tokens_per_s": 0.0}
+    metrics = {"examples": 0, "steps": 0, "tokens": 0, "wall_s": 0.0, "train_s": 0.0, "tokens_per_s": 0.0,
+               "processes": 0}
+    if not is_main_process():  # under accelerate launch the main process copies
+        return metrics
     skip = shutil.ignore_patterns(COMPLETE_MARKER, METRICS_FILE, CONFIG_FILE)
     with atomic_dir(out_dir) as tmp:
         shutil.copytree(model_dir, tmp, ignore=skip, dirs_exist_ok=True)

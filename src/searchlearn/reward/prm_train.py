@@ -12,13 +12,13 @@ outcome, at the last step's end token: the standard outcome reward model.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
+from searchlearn.learn.distributed import is_main_process, save_trained
 from searchlearn.reward.prm import (
     PRM_CONFIG,
     encode_solutions,
@@ -136,7 +136,7 @@ def _training_args(cfg: dict, seed: int, out: str):
         learning_rate=cfg["learning_rate"], lr_scheduler_type=cfg["lr_scheduler"],
         warmup_steps=cfg["warmup_ratio"], weight_decay=cfg["weight_decay"],
         per_device_train_batch_size=cfg["batch_size"], gradient_accumulation_steps=cfg["grad_accum"],
-        bf16=cfg["bf16"], logging_steps=cfg["logging_steps"],
+        bf16=cfg["bf16"], logging_steps=cfg["logging_steps"], use_cpu=not torch.cuda.is_available(),
         save_strategy="no", report_to="none", disable_tqdm=True,
         remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
     )
@@ -161,8 +161,6 @@ def train_prm(
     """
     from transformers import set_seed
 
-    from searchlearn.artifacts import atomic_dir
-
     cfg = resolve_train_cfg(train_cfg)
     set_seed(seed)  # the new score head is initialised at load time
     model, tokenizer, init_kind = load_for_training(init_dir)
@@ -170,39 +168,47 @@ def train_prm(
     if not examples:
         raise ValueError(f"no trainable {target.upper()} examples among {len(rows)} rows (all truncated or empty)")
     metrics = {**counts, "init_kind": init_kind, "target": target}
-    metrics.update(_fit(model, tokenizer, examples, cfg, seed))
-    if eval_rows:
-        metrics.update(evaluate_reward_model(model, tokenizer, eval_rows, target))
     config = {"kind": target, "max_length": cfg["max_length"], "init_dir": str(init_dir),
               "init_kind": init_kind, "seed": seed, "train": cfg, "step_separator": "\n",
               "prompt_format": "formatting.build_prompt"}
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp)
+
+    def extras(tmp: Path) -> None:
         tokenizer.save_pretrained(tmp)
         (tmp / PRM_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="prm-trainer-") as scratch:
+        trainer = _fit(model, tokenizer, examples, cfg, seed, scratch)
+        metrics.update(_fit_metrics(trainer))
+        # Under accelerate launch the model is the same on every process after the
+        # last step; the main process alone measures it on the held-out rows.
+        if eval_rows and is_main_process():
+            metrics.update(evaluate_reward_model(trainer.model, tokenizer, eval_rows, target))
+        save_trained(trainer, out_dir, extras)
     return metrics
 
 
-def _fit(model, tokenizer, examples: list[dict], cfg: dict, seed: int) -> dict:
+def _fit(model, tokenizer, examples: list[dict], cfg: dict, seed: int, scratch: str):
     from functools import partial
 
-    scratch = tempfile.mkdtemp(prefix="prm-trainer-")
-    try:
-        trainer = _trainer_class()(
-            model=model, args=_training_args(cfg, seed, scratch), train_dataset=examples,
-            data_collator=partial(collate, pad_id=pad_token_id(tokenizer)),
-        )
-        trainer.step_losses = []
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    trainer = _trainer_class()(
+        model=model, args=_training_args(cfg, seed, scratch), train_dataset=examples,
+        data_collator=partial(collate, pad_id=pad_token_id(tokenizer)),
+    )
+    trainer.step_losses = []
+    start = time.perf_counter()
+    trainer.train()
+    trainer.train_seconds = time.perf_counter() - start
+    return trainer
+
+
+def _fit_metrics(trainer) -> dict:
+    # step_losses are this process's micro-batches (all of them in a single process).
     losses = trainer.step_losses
     k = max(1, len(losses) // 5)
     return {"loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k,
-            "steps": trainer.state.global_step, "train_seconds": round(seconds, 3)}
+            "steps": trainer.state.global_step, "processes": trainer.accelerator.num_processes,
+            "train_seconds": round(trainer.train_seconds, 3)}
 
 
 def evaluate_reward_model(model, tokenizer, rows: Sequence[dict], target: str = "prm") -> dict:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from searchlearn.learn import LEARNERS, LearnInputs
+from searchlearn.learn.launch import run_training
 from searchlearn.stages.common import load_scorer_ref, produce
 
 
 def learn_round(
     policy_dir: str, reference_dir: str, search_dir: str, learn_cfg: dict, seed: int, out_dir: str | Path,
-    scorer_ref: dict | None = None,
+    scorer_ref: dict | None = None, launch: dict | None = None,
 ) -> dict:
-    """`scorer_ref`: the round's PRM, for GRPO reward shaping (learn.grpo.prm_weight)."""
+    """`scorer_ref`: the round's PRM, for GRPO reward shaping (learn.grpo.prm_weight).
+    `launch`: accelerate launch settings (learn/launch.py); None trains in this process."""
     def build(tmp: Path) -> dict:
         inputs = LearnInputs(
             policy_dir=policy_dir,
@@ -22,9 +25,15 @@ def learn_round(
             out_dir=str(tmp / "model"),
             seed=seed,
         )
-        scorer = load_scorer_ref(scorer_ref)
-        learner = LEARNERS[learn_cfg["algorithm"]](**({"scorer": scorer} if scorer is not None else {}))
-        metrics = learner.learn(inputs, learn_cfg)
+        spec = {"inputs": asdict(inputs), "learn_cfg": learn_cfg, "scorer_ref": scorer_ref}
+        metrics = run_training(learn_job, spec, launch)
         return {k if k.startswith("learn.") else f"learn.{k}": v for k, v in metrics.items()}
 
     return produce(out_dir, build)
+
+
+def learn_job(spec: dict) -> dict:
+    """Training job: run the configured learner on one round's data."""
+    scorer = load_scorer_ref(spec["scorer_ref"])
+    learner = LEARNERS[spec["learn_cfg"]["algorithm"]](**({"scorer": scorer} if scorer is not None else {}))
+    return learner.learn(LearnInputs(**spec["inputs"]), spec["learn_cfg"])

@@ -26,15 +26,26 @@ def materialize_policy(policy_cfg: dict, data_dir: str, seed: int, out_dir: str 
     return produce(out_dir, build)
 
 
-def sft_policy(base_dir: str, data_dir: str, init_cfg: dict, seed: int, out_dir: str | Path) -> dict:
-    from searchlearn.learn.sft import train_sft
+def sft_policy(base_dir: str, data_dir: str, init_cfg: dict, seed: int, out_dir: str | Path,
+               launch: dict | None = None) -> dict:
+    """`launch`: accelerate launch settings (learn/launch.py); None trains in this process."""
+    from searchlearn.learn.launch import run_training
 
     def build(tmp: Path) -> dict:
-        examples = demo_examples(data_dir)[: init_cfg["num_demos"]]
-        metrics = train_sft(str(Path(base_dir) / "model"), examples, init_cfg["train"], str(tmp / "model"), seed)
-        return {f"sft.{k}": v for k, v in metrics.items()}
+        spec = {"base_dir": str(base_dir), "data_dir": str(data_dir), "init_cfg": init_cfg, "seed": seed,
+                "out_dir": str(tmp / "model")}
+        return {f"sft.{k}": v for k, v in run_training(sft_job, spec, launch).items()}
 
     return produce(out_dir, build)
+
+
+def sft_job(spec: dict) -> dict:
+    """Training job: SFT the base model on the first `num_demos` demonstrations."""
+    from searchlearn.learn.sft import train_sft
+
+    examples = demo_examples(spec["data_dir"])[: spec["init_cfg"]["num_demos"]]
+    return train_sft(str(Path(spec["base_dir"]) / "model"), examples, spec["init_cfg"]["train"], spec["out_dir"],
+                     spec["seed"])
 
 
 def model_path(policy_ref: dict) -> str:

@@ -86,20 +86,31 @@ def split_by_problem(rows: list[dict], eval_fraction: float, seed: int) -> tuple
 
 
 def train_reward_model(init_dir: str, label_dirs: list[str], prm_cfg: dict, seed: int, out_dir: str | Path,
-                       kind: str | None = None) -> dict:
+                       kind: str | None = None, launch: dict | None = None) -> dict:
     """Train on the labels accumulated over all rounds so far, warm-starting from
-    `init_dir` (last round's reward model, or the policy)."""
-    from searchlearn.reward.labels import read_labelled_steps
-    from searchlearn.reward.prm_train import train_prm
+    `init_dir` (last round's reward model, or the policy). `launch`: accelerate
+    launch settings (learn/launch.py); None trains in this process."""
+    from searchlearn.learn.launch import run_training
 
     kind = kind or prm_cfg["kind"]
-    name = LABELS_FILE if kind == "prm" else OUTCOME_FILE
 
     def build(tmp: Path) -> dict:
-        rows = [r for d in label_dirs for r in read_labelled_steps(Path(d) / name)]
-        train_rows, eval_rows = split_by_problem(rows, prm_cfg["eval_fraction"], seed)
-        metrics = train_prm(init_dir, train_rows, prm_cfg["train"], str(tmp / "model"), seed=seed,
-                            eval_rows=eval_rows or None, target=kind)
+        spec = {"init_dir": init_dir, "label_dirs": label_dirs, "prm_cfg": prm_cfg, "seed": seed, "kind": kind,
+                "out_dir": str(tmp / "model")}
+        metrics = run_training(reward_job, spec, launch)
         return {"kind": kind, **{f"{kind}.{k}": v for k, v in metrics.items() if isinstance(v, (int, float, str))}}
 
     return produce(out_dir, build)
+
+
+def reward_job(spec: dict) -> dict:
+    """Training job: a PRM or ORM on the given rounds' labels, some problems held out."""
+    from searchlearn.reward.labels import read_labelled_steps
+    from searchlearn.reward.prm_train import train_prm
+
+    kind, prm_cfg = spec["kind"], spec["prm_cfg"]
+    name = LABELS_FILE if kind == "prm" else OUTCOME_FILE
+    rows = [r for d in spec["label_dirs"] for r in read_labelled_steps(Path(d) / name)]
+    train_rows, eval_rows = split_by_problem(rows, prm_cfg["eval_fraction"], spec["seed"])
+    return train_prm(spec["init_dir"], train_rows, prm_cfg["train"], spec["out_dir"], seed=spec["seed"],
+                     eval_rows=eval_rows or None, target=kind)
