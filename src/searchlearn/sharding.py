@@ -42,6 +42,14 @@ def plan_shards(num_items: int, block_size: int, shards: int) -> list[list[int]]
     return plan
 
 
+def check_covers(shard_blocks: Sequence[Sequence[int]], what: str) -> None:
+    """A merge's shards must hold blocks 0..k-1, each once, in order: a shard lost,
+    repeated or out of order would silently drop, duplicate or reorder data."""
+    blocks = [b for shard in shard_blocks for b in shard]
+    if blocks != list(range(len(blocks))):
+        raise ValueError(f"{what} shards cover blocks {blocks}, not 0..{len(blocks) - 1} in order")
+
+
 def block_seed(seed: int, round_index: int, stage_seed: int, block_index: int) -> int:
     """The sampling seed of one block of one stage of one round. Block 0 keeps the
     pre-sharding stage seed, so a run of one block samples as it always did."""

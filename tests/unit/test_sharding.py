@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from searchlearn.sharding import block, block_seed, num_blocks, plan_shards
+from searchlearn.sharding import block, block_seed, check_covers, num_blocks, plan_shards
 
 
 @pytest.mark.parametrize("items,size,shards", [(16, 4, 1), (16, 4, 3), (17, 4, 2), (5, 32, 4), (96, 32, 3),
@@ -33,3 +33,11 @@ def test_block_zero_keeps_the_stage_seed_and_blocks_differ():
 def test_bad_sizes_are_rejected(bad):
     with pytest.raises(ValueError):
         plan_shards(bad["items"], bad["size"], bad["shards"])
+
+
+def test_merges_refuse_shards_that_lose_repeat_or_reorder_blocks():
+    check_covers([[0, 1], [2]], "label")
+    check_covers(plan_shards(100, 32, 3), "search")
+    for bad in ([[0], [2]], [[0, 1], [1]], [[1], [0]], [[1, 2]]):
+        with pytest.raises(ValueError, match=r"label shards cover blocks .* not 0\.\."):
+            check_covers(bad, "label")

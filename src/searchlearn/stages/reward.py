@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from searchlearn.problems.base import iter_jsonl
-from searchlearn.sharding import block
+from searchlearn.sharding import block, check_covers
 from searchlearn.stages.common import produce, read_stage_meta, stage_generator, worker_id
 
 LABELS_FILE = "labelled_steps.jsonl"
@@ -54,6 +54,7 @@ def merge_labels(shard_dirs: list[str], out_dir: str | Path) -> dict:
 
     def build(tmp: Path) -> dict:
         metas = [read_stage_meta(d) for d in shard_dirs]
+        check_covers([m["blocks"] for m in metas], "label")
         rows = [r for d in shard_dirs for r in read_labelled_steps(Path(d) / LABELS_FILE)]
         write_labelled_steps(tmp / LABELS_FILE, rows)
         write_labelled_steps(tmp / OUTCOME_FILE,

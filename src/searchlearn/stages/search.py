@@ -11,7 +11,7 @@ from searchlearn.artifacts import write_jsonl
 from searchlearn.problems.base import iter_jsonl, write_problems
 from searchlearn.search import ALGORITHMS, SearchBudget
 from searchlearn.search.base import SearchResult
-from searchlearn.sharding import block
+from searchlearn.sharding import block, check_covers
 from searchlearn.stages.common import load_scorer_ref, log, produce, read_stage_meta, stage_generator, worker_id
 from searchlearn.stages.data import round_problems
 
@@ -72,7 +72,7 @@ def merge_search(shard_dirs: list[str], data_dir: str, search_cfg: dict, seed: i
     results.jsonl, the same files whatever the shard count."""
     def build(tmp: Path) -> dict:
         metas = [read_stage_meta(d) for d in shard_dirs]
-        _check_covers(metas)
+        check_covers([m["blocks"] for m in metas], "search")
         rows = [row for d in shard_dirs for _, row in iter_jsonl(Path(d) / "results.jsonl")]
         problems = search_problems(data_dir, search_cfg, seed, round_index)
         if [row["problem_id"] for row in rows] != [p.id for p in problems]:
@@ -85,12 +85,6 @@ def merge_search(shard_dirs: list[str], data_dir: str, search_cfg: dict, seed: i
                 "search.workers": len({m["worker"] for m in metas})}
 
     return produce(out_dir, build)
-
-
-def _check_covers(metas: list[dict]) -> None:
-    blocks = [b for m in metas for b in m["blocks"]]
-    if blocks != list(range(len(blocks))):
-        raise ValueError(f"search shards cover blocks {blocks}, not 0..{len(blocks) - 1} in order")
 
 
 def search_stats(results, seconds: float) -> dict:
