@@ -169,19 +169,42 @@ def log_table(handle: dict, rows: Iterable[dict], name: str) -> None:
     client.log_table(handle["run_id"], data={k: [r.get(k) for r in rows] for k in keys}, artifact_file=name)
 
 
+CHECKPOINT_TAG = "searchlearn.checkpoint_sha256"
+
+
 def log_final_model(handle: dict, model_dir: str, name: str = "policy") -> str:
-    """Log the final policy as an MLflow pyfunc model (files copied) and return its URI."""
+    """Log the final policy as an MLflow pyfunc model (files copied) and return its URI.
+
+    A checkpoint this experiment already logged (same content hash: a re-run whose
+    best round came from the cache) is not copied again; its URI is returned and the
+    run is tagged with it. A SmolLM2 policy is ~0.5 GB per copy."""
     import mlflow
 
+    from searchlearn.artifacts import sha256_path
     from searchlearn.mlflow_model import PolicyModel
 
     mlflow.set_tracking_uri(handle["uri"])
+    sha = sha256_path(model_dir)
+    known = logged_model_with_sha(handle, sha)
+    if known is not None:
+        _client(handle["uri"]).set_tag(handle["run_id"], "searchlearn.final_model", known)
+        return known
     with mlflow.start_run(run_id=handle["run_id"]):
         info = mlflow.pyfunc.log_model(
             name=name, python_model=PolicyModel(), artifacts={"checkpoint": model_dir},
-            pip_requirements=["torch", "transformers"],
+            pip_requirements=["torch", "transformers"], tags={CHECKPOINT_TAG: sha},
         )
+    _client(handle["uri"]).set_tag(handle["run_id"], "searchlearn.final_model", info.model_uri)
     return info.model_uri
+
+
+def logged_model_with_sha(handle: dict, sha: str) -> str | None:
+    """URI of a model logged in this experiment from a checkpoint with this hash."""
+    import mlflow
+
+    found = mlflow.search_logged_models(experiment_ids=[handle["experiment_id"]], output_format="list",
+                                        filter_string=f"tags.`{CHECKPOINT_TAG}` = '{sha}'", max_results=1)
+    return found[0].model_uri if found else None
 
 
 def finish(handle: dict, status: str = "FINISHED") -> None:
@@ -199,14 +222,28 @@ def registered_model_name(cfg) -> str:
 
 
 def register_champion(handle: dict, model_uri: str, name: str) -> str:
-    """Register `model_uri` as a new version of `name` and point the `champion` alias
-    at it (aliases, not the deprecated stages). Returns the version."""
+    """Point the `champion` alias of `name` at `model_uri` (aliases, not the deprecated
+    stages), registering it as a new version unless it already is one (a re-run
+    that logged nothing new). Returns the version."""
     import mlflow
 
     mlflow.set_tracking_uri(handle["uri"])
-    version = mlflow.register_model(model_uri, name, tags={"searchlearn.run_id": handle["run_id"]}).version
-    _client(handle["uri"]).set_registered_model_alias(name, CHAMPION, version)
+    client = _client(handle["uri"])
+    version = registered_version(client, name, model_uri)
+    if version is None:
+        version = mlflow.register_model(model_uri, name, tags={"searchlearn.run_id": handle["run_id"]}).version
+    client.set_registered_model_alias(name, CHAMPION, version)
     return str(version)
+
+
+def registered_version(client, name: str, model_uri: str) -> str | None:
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        return None
+    model_id = model_uri.removeprefix("models:/")
+    for v in client.search_model_versions(f"name = '{name}'"):
+        if v.source == model_uri or v.model_id == model_id:
+            return str(v.version)
+    return None
 
 
 def round_policy(handle: dict, round_index: int) -> str:

@@ -88,6 +88,27 @@ def test_fetch_policy_gives_stage_references_for_every_kind_of_name(store):
     assert bare["sha"] != champion["sha"]
 
 
+def test_a_rerun_with_the_same_best_checkpoint_reuses_the_logged_model_and_version(store):
+    """A second parent run (e.g. a fully cached re-run) whose best checkpoint has the
+    same content logs no second copy and registers no new version."""
+    cfg, name = store["cfg"], store["name"]
+    second = store["run_dir"] / "second" / "model"
+    client = tracking._client(store["handle"]["uri"])
+    before = client.get_model_version_by_alias(name, tracking.CHAMPION)
+    rerun = tracking.start_parent_run(cfg, run_name="registry-rerun")
+    uri = tracking.log_final_model(rerun, str(second))
+    assert uri == before.source  # the version registered from the first run's logged model
+    assert tracking.register_champion(rerun, uri, name) == str(before.version) == "2"
+    assert len(client.search_model_versions(f"name = '{name}'")) == 2
+    assert client.get_run(rerun["run_id"]).data.tags["searchlearn.final_model"] == uri
+    # Back to the first checkpoint: its version takes the alias again, nothing new is made.
+    first_uri = tracking.log_final_model(rerun, str(store["run_dir"] / "first" / "model"))
+    assert tracking.register_champion(rerun, first_uri, name) == "1"
+    assert str(client.get_model_version_by_alias(name, tracking.CHAMPION).version) == "1"
+    tracking.register_champion(rerun, uri, name)  # leave "second" as champion for the other tests
+    tracking.finish(rerun)
+
+
 def test_best_round_prefers_accuracy_then_the_later_round():
     from flows.search_and_learn import _best_round
 
