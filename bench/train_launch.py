@@ -4,7 +4,9 @@ same SFT job with the same global batch (batch_size = global / N per process).
     .venv/bin/python bench/train_launch.py --experiment quickstart --processes 1 2 --steps 8
 
 Prints per setting: wall time of the stage (process start-up included), the
-optimizer loop's time, tokens/s, peak RSS (this process, and the largest child),
+optimizer loop's time, tokens/s, peak RSS (this process; and the peak of the
+summed RSS of its child processes, sampled every 0.2 s: ru_maxrss cannot be used
+for children, the kernel keeps the forking parent's high-water mark across exec),
 first/last loss and the largest weight difference from the 1-process model. The
 base model and problems come from the experiment's config and are cached under
 --run-dir; the SFT outputs are rebuilt every time.
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,23 +58,24 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         launch = None if n == 1 else {"processes": n, "config": ""}
         start = time.perf_counter()
-        ref = sft_policy(base["path"], data["path"], init_cfg, cfg.seed, out, launch)
+        with RssSampler() as rss:
+            ref = sft_policy(base["path"], data["path"], init_cfg, cfg.seed, out, launch)
         wall = time.perf_counter() - start
         states[n] = _state(out / "model")
         rows.append({"processes": n, "ran_in": ref["sft.processes"], "wall_s": round(wall, 1),
                      "train_s": ref["sft.train_s"], "tokens_per_s": ref["sft.tokens_per_s"],
                      "first_loss": round(ref["sft.first_loss"], 4), "last_loss": round(ref["sft.last_loss"], 4),
-                     "rss_gib": _gib(resource.RUSAGE_SELF), "child_rss_gib": _gib(resource.RUSAGE_CHILDREN)})
+                     "rss_gib": round(rss.self_peak / 2**30, 2), "children_rss_gib": round(rss.children_peak / 2**30, 2)})
         print(json.dumps(rows[-1]), flush=True)
     if 1 in states:
         for row in rows:
             a, b = states[1], states[row["processes"]]
             row["max_weight_diff_vs_1"] = max(float((a[k] - b[k]).abs().max()) for k in a)
     print(f"\n{'procs':>5s} {'wall s':>7s} {'train s':>8s} {'tok/s':>7s} {'first loss':>10s} {'last loss':>9s} "
-          f"{'RSS GiB':>8s} {'child RSS':>9s} {'max |dw| vs 1':>13s}")
+          f"{'RSS GiB':>8s} {'children':>9s} {'max |dw| vs 1':>13s}")
     for r in rows:
         print(f"{r['processes']:>5d} {r['wall_s']:>7.1f} {r['train_s']:>8.1f} {r['tokens_per_s']:>7.0f} "
-              f"{r['first_loss']:>10.4f} {r['last_loss']:>9.4f} {r['rss_gib']:>8.2f} {r['child_rss_gib']:>9.2f} "
+              f"{r['first_loss']:>10.4f} {r['last_loss']:>9.4f} {r['rss_gib']:>8.2f} {r['children_rss_gib']:>9.2f} "
               f"{r.get('max_weight_diff_vs_1', float('nan')):>13.2e}")
 
 
@@ -82,8 +85,36 @@ def _state(model_dir: Path) -> dict:
     return AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
 
 
-def _gib(who: int) -> float:
-    return round(resource.getrusage(who).ru_maxrss / 2**20, 2)  # ru_maxrss is KiB on Linux
+class RssSampler:
+    """Peak RSS of this process and peak summed RSS of its descendants, while open."""
+
+    def __init__(self, every_s: float = 0.2):
+        self.every_s, self.self_peak, self.children_peak = every_s, 0, 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            self.self_peak = max(self.self_peak, me.memory_info().rss)
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.children_peak = max(self.children_peak, total)
+            self._stop.wait(self.every_s)
 
 
 if __name__ == "__main__":
