@@ -11,8 +11,9 @@ import pytest
 from searchlearn.artifacts import is_complete_dir, sha256_file, write_jsonl
 from searchlearn.config.schema import TrainConfig
 from searchlearn.learn.base import LearnInputs
+from searchlearn.learn.distributed import METRICS_FILE
 from searchlearn.learn.rft import RejectionSamplingFT
-from searchlearn.learn.sft import METRICS_FILE, train_sft
+from searchlearn.learn.sft import train_sft
 from searchlearn.search.base import Candidate, SearchResult
 
 

@@ -8,11 +8,15 @@ trainers call them unconditionally.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
-from searchlearn.artifacts import atomic_dir
+from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir, atomic_write_json
 
+# Sidecars saved with the weights, so a checkpoint says how it was made, even outside MLflow.
+METRICS_FILE = "train_metrics.json"
+CONFIG_FILE = "train_config.json"
 # Trainer.save_model pickles its TrainingArguments beside the weights; a checkpoint
 # here carries its settings in train_config.json instead.
 TRAINING_ARGS_FILE = "training_args.bin"
@@ -47,3 +51,20 @@ def save_trained(trainer, out_dir: str | Path, extras: Callable[[Path], None]) -
     else:
         trainer.save_model()  # its own output_dir: takes part in the gather, writes nothing
     trainer.accelerator.wait_for_everyone()
+
+
+def copy_unchanged(src_dir: str | Path, out_dir: str | Path, config: dict, metrics: dict) -> None:
+    """`src_dir`'s checkpoint as `out_dir`, with new sidecars, atomically: a stage
+    with nothing to train on must not crash. Under accelerate launch the main
+    process copies; no collective is involved, so the others simply return."""
+    if not is_main_process():
+        return
+    skip = shutil.ignore_patterns(COMPLETE_MARKER, METRICS_FILE, CONFIG_FILE)
+    with atomic_dir(out_dir) as tmp:
+        shutil.copytree(src_dir, tmp, ignore=skip, dirs_exist_ok=True)
+        write_sidecars(tmp, config, metrics)
+
+
+def write_sidecars(ckpt_dir: Path, config: dict, metrics: dict) -> None:
+    atomic_write_json(ckpt_dir / CONFIG_FILE, config)
+    atomic_write_json(ckpt_dir / METRICS_FILE, metrics)

@@ -11,20 +11,15 @@ sidecars) are shared with grpo.py.
 from __future__ import annotations
 
 import functools
-import shutil
 import time
 from dataclasses import asdict
 
 from searchlearn.formatting import is_complete
 from searchlearn.learn.base import LearnInputs
-from searchlearn.learn.distributed import is_main_process, save_trained
+from searchlearn.learn.distributed import copy_unchanged, save_trained, write_sidecars
 from searchlearn.learn.pairs import build_pairs
 from searchlearn.learn.training_args import training_kwargs
 from searchlearn.problems.base import iter_jsonl
-
-# Same sidecar names as learn/sft.py, so every checkpoint says how it was made.
-METRICS_FILE = "train_metrics.json"
-CONFIG_FILE = "train_config.json"
 
 
 def dpo_defaults() -> dict:
@@ -173,29 +168,10 @@ def finish(inputs: LearnInputs, sidecar: dict, metrics: dict, start: float, trai
     metrics.update({"train.steps": steps, "train.processes": processes,
                     "train.wall_s": round(time.perf_counter() - start, 3)})
     if trainer is None:
-        copy_policy(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
+        copy_unchanged(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
     else:
-        save_trained(trainer, inputs.out_dir, lambda tmp: _write_sidecars(tmp, sidecar, metrics))
+        save_trained(trainer, inputs.out_dir, lambda tmp: write_sidecars(tmp, sidecar, metrics))
     return metrics
-
-
-def copy_policy(policy_dir: str, out_dir: str, config: dict, metrics: dict) -> None:
-    """The unchanged policy as this round's checkpoint (a round with no data must not crash)."""
-    from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir
-
-    if not is_main_process():  # under accelerate launch the main process copies
-        return
-    skip = shutil.ignore_patterns(COMPLETE_MARKER, METRICS_FILE, CONFIG_FILE)
-    with atomic_dir(out_dir) as tmp:
-        shutil.copytree(policy_dir, tmp, ignore=skip, dirs_exist_ok=True)
-        _write_sidecars(tmp, config, metrics)
-
-
-def _write_sidecars(ckpt_dir, config: dict, metrics: dict) -> None:
-    from searchlearn.artifacts import atomic_write_json
-
-    atomic_write_json(ckpt_dir / CONFIG_FILE, config)
-    atomic_write_json(ckpt_dir / METRICS_FILE, metrics)
 
 
 def first_last(log_history: list[dict], key: str, first_name: str, last_name: str) -> dict:

@@ -12,16 +12,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import shutil
 import tempfile
 import time
-from pathlib import Path
 
-from searchlearn.artifacts import COMPLETE_MARKER, atomic_dir, atomic_write_json
-from searchlearn.learn.distributed import is_main_process, save_trained
-
-METRICS_FILE = "train_metrics.json"
-CONFIG_FILE = "train_config.json"
+from searchlearn.learn.distributed import copy_unchanged, save_trained, write_sidecars
 # Below this many optimizer steps a progress bar is noise (tests, tiny rounds).
 PROGRESS_BAR_MIN_STEPS = 8
 
@@ -48,7 +42,8 @@ def train_sft(model_dir: str, examples: list[dict], train_cfg: dict, out_dir: st
         # appended to every completion is a stop token for generation.
         prepare_tokenizer(trainer.processing_class)
         sync_special_tokens(trainer.model, trainer.processing_class)
-        save_trained(trainer, out_dir, lambda tmp: _write_sidecars(tmp, metrics, train_cfg, model_dir, seed))
+        config = _sidecar_config(train_cfg, model_dir, seed)
+        save_trained(trainer, out_dir, lambda tmp: write_sidecars(tmp, config, metrics))
     return metrics
 
 
@@ -156,16 +151,9 @@ def _metrics(examples: list[dict], losses: list[float], result, state, wall: flo
 def _copy_unchanged(model_dir: str, train_cfg: dict, out_dir: str, seed: int) -> dict:
     metrics = {"examples": 0, "steps": 0, "tokens": 0, "wall_s": 0.0, "train_s": 0.0, "tokens_per_s": 0.0,
                "processes": 0}
-    if not is_main_process():  # under accelerate launch the main process copies
-        return metrics
-    skip = shutil.ignore_patterns(COMPLETE_MARKER, METRICS_FILE, CONFIG_FILE)
-    with atomic_dir(out_dir) as tmp:
-        shutil.copytree(model_dir, tmp, ignore=skip, dirs_exist_ok=True)
-        _write_sidecars(tmp, metrics, train_cfg, model_dir, seed)
+    copy_unchanged(model_dir, out_dir, _sidecar_config(train_cfg, model_dir, seed), metrics)
     return metrics
 
 
-def _write_sidecars(ckpt_dir: Path, metrics: dict, train_cfg: dict, model_dir: str, seed: int) -> None:
-    # Saved with the weights so a checkpoint says how it was made, even outside MLflow.
-    atomic_write_json(ckpt_dir / METRICS_FILE, metrics)
-    atomic_write_json(ckpt_dir / CONFIG_FILE, {"train": train_cfg, "seed": seed, "base_model": str(model_dir)})
+def _sidecar_config(train_cfg: dict, model_dir: str, seed: int) -> dict:
+    return {"train": train_cfg, "seed": seed, "base_model": str(model_dir)}
