@@ -159,5 +159,7 @@ def test_grpo_stage_under_accelerate_launch_trains_in_two_processes(warm_tiny_di
                       launch={"processes": 2, "config": ""})
     assert ref["learn.train.processes"] == 2 and ref["learn.train.steps"] == 2
     assert "learn.grpo.reward_last" in ref and ref["learn.grpo.completion_length_mean"] > 0
+    # 2 steps x (batch 4 x 2 processes) completions of the logged mean length.
+    assert ref["learn.grpo.generated_tokens_est"] == round(ref["learn.grpo.completion_length_mean"] * 2 * 8)
     assert is_complete_dir(tmp_path / "stage" / "model")
     assert json.loads((tmp_path / "stage" / "model" / "train_config.json").read_text())["learner"] == "grpo"

@@ -137,15 +137,16 @@ class GRPOLearner:
                 for p in problems]
         trainer = _train(inputs, grpo, rows, funcs, weights)
         metrics.update(summarize_grpo_logs(trainer.state.log_history))
-        metrics["grpo.generated_tokens_est"] = generated_tokens(metrics, trainer.state.global_step, grpo)
+        metrics["grpo.generated_tokens_est"] = generated_tokens(metrics, trainer.state.global_step, grpo,
+                                                                trainer.accelerator.num_processes)
         return finish(inputs, sidecar, metrics, start, trainer)
 
 
-def generated_tokens(metrics: dict, steps: int, grpo: dict) -> int:
+def generated_tokens(metrics: dict, steps: int, grpo: dict, processes: int) -> int:
     """Rollout tokens generated, estimated from TRL's mean completion length: each
     generation batch feeds `num_iterations` optimizer steps of batch_size x grad_accum
-    completions (TRL does not log a token total for completions alone)."""
-    per_step = grpo["train"]["batch_size"] * grpo["train"]["grad_accum"]
+    completions per process (TRL does not log a token total for completions alone)."""
+    per_step = grpo["train"]["batch_size"] * grpo["train"]["grad_accum"] * processes
     return round(metrics.get("grpo.completion_length_mean", 0.0) * steps * per_step / grpo["num_iterations"])
 
 
