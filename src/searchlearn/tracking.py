@@ -237,11 +237,9 @@ def register_champion(handle: dict, model_uri: str, name: str) -> str:
 
 
 def registered_version(client, name: str, model_uri: str) -> str | None:
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        return None
-    model_id = model_uri.removeprefix("models:/")
+    """The version of `name` registered from `model_uri`, if any (none for a new name)."""
     for v in client.search_model_versions(f"name = '{name}'"):
-        if v.source == model_uri or v.model_id == model_id:
+        if v.source == model_uri:
             return str(v.version)
     return None
 

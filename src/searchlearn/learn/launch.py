@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         _join_process_group()
         metrics = resolve_job(target)(json.loads(Path(spec_path).read_text()))
         if is_main_process():
-            atomic_write_json(result_path, {"metrics": metrics, "world_size": world_size()})
+            atomic_write_json(result_path, {"metrics": metrics})
         _leave_process_group()
     except BaseException:
         error_path = Path(result_path).with_name(ERROR_FILE.format(rank=process_rank()))
