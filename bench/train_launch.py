@@ -53,7 +53,7 @@ def main() -> None:
         if args.global_batch % n:
             raise SystemExit(f"--global-batch {args.global_batch} is not divisible by {n} processes")
         init_cfg = section(cfg.init)
-        init_cfg["train"].update(batch_size=args.global_batch // n, max_steps=args.steps, logging_steps=1)
+        init_cfg["train"].update(batch_size=args.global_batch // n, max_steps=args.steps)
         out = run_dir / f"sft-{n}"
         shutil.rmtree(out, ignore_errors=True)
         launch = None if n == 1 else {"processes": n, "config": ""}
@@ -62,9 +62,9 @@ def main() -> None:
             ref = sft_policy(base["path"], data["path"], init_cfg, cfg.seed, out, launch)
         wall = time.perf_counter() - start
         states[n] = _state(out / "model")
-        rows.append({"processes": n, "ran_in": ref["sft.processes"], "wall_s": round(wall, 1),
-                     "train_s": ref["sft.train_s"], "tokens_per_s": ref["sft.tokens_per_s"],
-                     "first_loss": round(ref["sft.first_loss"], 4), "last_loss": round(ref["sft.last_loss"], 4),
+        rows.append({"processes": n, "ran_in": ref["sft.train.processes"], "wall_s": round(wall, 1),
+                     "train_s": ref["sft.train.train_s"], "tokens_per_s": ref["sft.train.tokens_per_s"],
+                     "first_loss": round(ref["sft.train.first_loss"], 4), "last_loss": round(ref["sft.train.last_loss"], 4),
                      "rss_gib": round(rss.self_peak / 2**30, 2), "children_rss_gib": round(rss.children_peak / 2**30, 2)})
         print(json.dumps(rows[-1]), flush=True)
     if 1 in states:

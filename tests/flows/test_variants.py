@@ -38,7 +38,7 @@ def test_variant_runs_then_is_fully_cached(prefect_server, tmp_path, case):
         assert {"label-steps", "train-reward-model", "evaluate-reranking"} <= set(task_states(first))
         assert history[1]["search.algorithm"] == "best_of_n"  # no reward model exists yet in round 1
         assert history[2]["search.algorithm"] == "beam_search"  # round 2 is guided by round 1's PRM
-        assert last["labels.rows"] > 0 and last["prm.steps"] > 0 and last["orm.steps"] > 0
+        assert last["labels.rows"] > 0 and last["prm.train.steps"] > 0 and last["orm.train.steps"] > 0
         assert {"rerank.majority.n4", "rerank.prm_min.n4", "rerank.prm_last.n4", "rerank.orm.n4",
                 "rerank.random.n1"} <= set(last)
         scaled = {k for k in last if k.startswith("scaling.") and k.endswith(".acc")}
@@ -55,8 +55,8 @@ def test_variant_runs_then_is_fully_cached(prefect_server, tmp_path, case):
         assert last["learn.grpo.prm_used"] == 1 and last["learn.grpo.reward_functions"] == 3
     if case == "ddp":
         [init] = (tmp_path / "artifacts" / "policy-init").iterdir()
-        assert json.loads((init / "stage.json").read_text())["sft.processes"] == 2
-        assert last["prm.processes"] == 2 and last["prm.steps"] > 0
+        assert json.loads((init / "stage.json").read_text())["sft.train.processes"] == 2
+        assert last["prm.train.processes"] == 2 and last["prm.train.steps"] > 0
         assert last["learn.train.processes"] == 2 and last["learn.dpo.pairs"] > 0
     second = run_flow(experiment, tmp_path, *overrides)
     assert second.is_completed()

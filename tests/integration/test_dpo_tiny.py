@@ -9,7 +9,8 @@ import torch
 from searchlearn.artifacts import is_complete_dir, write_jsonl
 from searchlearn.formatting import format_solution
 from searchlearn.learn.base import LearnInputs
-from searchlearn.learn.dpo import DPOLearner, drop_eos_unless_complete, with_defaults
+from searchlearn.learn.base import with_defaults
+from searchlearn.learn.dpo import DPOLearner, drop_eos_unless_complete
 from searchlearn.learn.pairs import build_pairs
 from searchlearn.search.base import Candidate, SearchResult
 
@@ -68,7 +69,7 @@ def test_dpo_raises_chosen_over_rejected_margin(tiny_dir, tmp_path):
     cfg = {"algorithm": "dpo", "dpo": {
         "pairs": "both", "min_margin": 0.2, "max_pairs_per_problem": 2, "beta": 0.1,
         "train": {"max_steps": 8, "learning_rate": 3e-3, "batch_size": 4, "warmup_ratio": 0.0,
-                  "logging_steps": 3, "lr_scheduler": "constant"}}}
+                  "lr_scheduler": "constant"}}}
     inputs = LearnInputs(policy_dir=str(tiny_dir), reference_dir=str(tiny_dir),
                          search_path=str(tmp_path / "search.jsonl"), problems_path="", out_dir=str(tmp_path / "out"))
     pairs, _ = build_pairs(results, "both", 0.2, 2, seed=0)
@@ -82,7 +83,6 @@ def test_dpo_raises_chosen_over_rejected_margin(tiny_dir, tmp_path):
     for key in ("train.first_loss", "train.last_loss", "dpo.reward_margin_last", "dpo.reward_accuracy_last",
                 "train.wall_s"):
         assert key in metrics, key
-    # logging_steps=3 over 8 steps: the final step is still logged, so "last" is step 8's.
     assert metrics["train.last_loss"] < metrics["train.first_loss"]
     assert is_complete_dir(inputs.out_dir)
     sidecar = json.loads((tmp_path / "out" / "train_config.json").read_text())

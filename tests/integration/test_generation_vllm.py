@@ -118,3 +118,40 @@ def test_an_explicit_kv_cache_size_ignores_the_process_rss(model_dir):
         assert len(out[0]) == 2 and all(c.num_tokens > 0 for c in out[0])
     finally:
         release_generator()
+
+
+def test_a_next_checkpoint_of_the_same_model_swaps_weights_into_the_engine(model_dir, hf, tmp_path):
+    """The next round's policy (same config and tokenizer, new weights) reuses the
+    engine with its weights swapped in, and samples exactly as a fresh engine on
+    that checkpoint would; a checkpoint of another shape gets a new engine."""
+    import json
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "next-policy"
+    shutil.copytree(model_dir, other)
+    weights = load_file(other / "model.safetensors")
+    save_file({k: v * 0.9 if ".mlp." in k else v for k, v in weights.items()}, other / "model.safetensors",
+              metadata={"format": "pt"})
+    params = greedy(24)
+    try:
+        fresh = get_generator(str(other), FP32, seed=0)
+        expected = fresh.generate(PROMPTS, params)
+        release_generator()
+        engine = get_generator(model_dir, FP32, seed=0)
+        before = engine.generate(PROMPTS, params)
+        swapped = get_generator(str(other), FP32, seed=0)
+        assert swapped is engine and engine.stats.extra["weight_swaps"] == 1
+        assert swapped.generate(PROMPTS, params) == expected != before
+        assert get_generator(model_dir, FP32, seed=0).generate(PROMPTS, params) == before  # and back
+
+        reshaped = tmp_path / "other-shape"
+        shutil.copytree(model_dir, reshaped)
+        config = json.loads((reshaped / "config.json").read_text())
+        (reshaped / "config.json").write_text(json.dumps({**config, "rms_norm_eps": 1e-5}))
+        assert get_generator(str(reshaped), FP32, seed=0) is not engine and engine.llm is None
+    finally:
+        release_generator()
+    assert torch.set_num_threads is torch._C.set_num_threads

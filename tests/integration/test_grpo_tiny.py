@@ -113,7 +113,7 @@ def test_grpo_updates_parameters_and_logs_rewards(warm_tiny_dir, tmp_path):
     cfg = {"algorithm": "grpo", "grpo": {
         "num_generations": 4, "max_completion_length": 16, "temperature": 1.0, "beta": 0.04, "prm_weight": 0.5,
         "train": {"max_steps": 3, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0,
-                  "logging_steps": 1, "lr_scheduler": "constant"}}}
+                  "lr_scheduler": "constant"}}}
     inputs = LearnInputs(policy_dir=str(warm_tiny_dir), reference_dir=str(warm_tiny_dir), search_path="",
                          problems_path=str(tmp_path / "problems.jsonl"), out_dir=str(tmp_path / "out"))
 
@@ -154,7 +154,7 @@ def test_grpo_stage_under_accelerate_launch_trains_in_two_processes(warm_tiny_di
     cfg = {"algorithm": "grpo", "grpo": {
         "num_generations": 4, "max_completion_length": 16, "temperature": 1.0,
         "train": {"max_steps": 2, "batch_size": 4, "learning_rate": 1e-3, "warmup_ratio": 0.0,
-                  "logging_steps": 1, "lr_scheduler": "constant"}}}
+                  "lr_scheduler": "constant"}}}
     ref = learn_round(str(warm_tiny_dir), str(warm_tiny_dir), str(tmp_path), cfg, 0, tmp_path / "stage",
                       launch={"processes": 2, "config": ""})
     assert ref["learn.train.processes"] == 2 and ref["learn.train.steps"] == 2

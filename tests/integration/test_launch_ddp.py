@@ -28,7 +28,7 @@ STEPS = 6
 
 def sft_cfg(batch_size: int) -> dict:
     train = {**asdict(TrainConfig()), "learning_rate": 3e-3, "lr_scheduler": "constant", "warmup_ratio": 0.0,
-             "batch_size": batch_size, "max_steps": STEPS, "logging_steps": 1}
+             "batch_size": batch_size, "max_steps": STEPS}
     return {"num_demos": 64, "train": train}
 
 
@@ -61,13 +61,13 @@ def load_state(model_dir: str | Path) -> dict:
 
 def test_two_processes_train_what_one_process_trains_with_their_joint_batch(single_and_ddp, tiny_model_dir):
     single, ddp = single_and_ddp
-    assert single["sft.processes"] == 1 and ddp["sft.processes"] == 2
-    assert single["sft.steps"] == ddp["sft.steps"] == STEPS
+    assert single["sft.train.processes"] == 1 and ddp["sft.train.processes"] == 2
+    assert single["sft.train.steps"] == ddp["sft.train.steps"] == STEPS
     # Tokens are summed over processes: the same examples were seen, none twice.
-    assert single["sft.tokens"] == ddp["sft.tokens"] > 0
-    assert ddp["sft.first_loss"] == pytest.approx(single["sft.first_loss"], rel=1e-4)
-    assert ddp["sft.last_loss"] == pytest.approx(single["sft.last_loss"], rel=1e-3)
-    assert ddp["sft.last_loss"] < ddp["sft.first_loss"]
+    assert single["sft.train.tokens"] == ddp["sft.train.tokens"] > 0
+    assert ddp["sft.train.first_loss"] == pytest.approx(single["sft.train.first_loss"], rel=1e-4)
+    assert ddp["sft.train.last_loss"] == pytest.approx(single["sft.train.last_loss"], rel=1e-3)
+    assert ddp["sft.train.last_loss"] < ddp["sft.train.first_loss"]
     a, b = load_state(Path(single["path"]) / "model"), load_state(Path(ddp["path"]) / "model")
     base = load_state(tiny_model_dir)
     moved = max((a[k] - base[k]).abs().max().item() for k in a)

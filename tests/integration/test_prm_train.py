@@ -24,7 +24,7 @@ import pytest
 from searchlearn.formatting import build_prompt, join_steps
 
 EVENS = (2, 4, 6, 8)
-TRAIN = {"max_steps": 50, "learning_rate": 3e-3, "batch_size": 32, "warmup_ratio": 0.1, "logging_steps": 10}
+TRAIN = {"max_steps": 50, "learning_rate": 3e-3, "batch_size": 32, "warmup_ratio": 0.1}
 
 
 def solution(a: int, adds: tuple[int, ...], wrong_at: int | None, delta: int) -> tuple[list[str], list[float]]:
@@ -94,9 +94,9 @@ def test_prm_training_lowers_loss_changes_weights_and_writes_artifacts(prm, tiny
     from searchlearn.artifacts import is_complete_dir
 
     out, metrics = prm
-    assert metrics["steps"] == TRAIN["max_steps"] and metrics["init_kind"] == "causal_lm"
-    assert metrics["loss_last"] < 0.5 * metrics["loss_first"]
-    assert metrics["dropped_steps"] == 0 and metrics["labels"] == 3 * metrics["examples"]
+    assert metrics["train.steps"] == TRAIN["max_steps"] and metrics["init_kind"] == "causal_lm"
+    assert metrics["train.last_loss"] < 0.5 * metrics["train.first_loss"]
+    assert metrics["data.dropped_steps"] == 0 and metrics["data.labels"] == 3 * metrics["data.examples"]
     assert is_complete_dir(out) and json.loads((out / "prm_config.json").read_text())["kind"] == "prm"
     trained = AutoModelForTokenClassification.from_pretrained(out).model.embed_tokens.weight
     assert not torch.equal(trained, AutoModelForCausalLM.from_pretrained(tiny_dir).model.embed_tokens.weight)
@@ -123,13 +123,26 @@ def test_prm_scores_are_batch_and_prefix_invariant(prm, data):
     out, _ = prm
     rows = data["held_out"][:6]
     questions, steps = [r["question"] for r in rows], [r["steps"] for r in rows]
-    batched = PRMScorer(out, batch_size=16).score(questions, steps)
-    single = PRMScorer(out, batch_size=1).score(questions, steps)
-    prefixes = PRMScorer(out).score(questions, [s[:1] for s in steps])
+    fp32 = PRMScorer(out, batch_size=16, precision="fp32")
+    batched = fp32.score(questions, steps)
+    single = PRMScorer(out, batch_size=1, precision="fp32").score(questions, steps)
+    prefixes = fp32.score(questions, [s[:1] for s in steps])
     for b, s, p in zip(batched, single, prefixes):
         assert len(b) == 3 and all(0.0 <= x <= 1.0 for x in b)
         assert b == pytest.approx(s, abs=1e-5)
         assert p == pytest.approx(b[:1], abs=1e-5)
+    assert fp32.stats["tokens"] > 6 * 10 and fp32.stats["sequences"] == 12
+
+
+def test_bf16_scores_stay_close_to_fp32(prm, data):
+    from searchlearn.reward.prm import PRMScorer
+
+    out, _ = prm
+    rows = data["held_out"]
+    questions, steps = [r["question"] for r in rows], [r["steps"] for r in rows]
+    fp32 = PRMScorer(out, precision="fp32").score(questions, steps)
+    bf16 = PRMScorer(out, precision="bf16").score(questions, steps)
+    assert max(abs(a - b) for x, y in zip(fp32, bf16) for a, b in zip(x, y)) < 0.05
 
 
 def test_orm_trains_on_outcomes_and_scores_every_step_alike(tmp_path, tiny_dir, data):
@@ -144,8 +157,8 @@ def test_orm_trains_on_outcomes_and_scores_every_step_alike(tmp_path, tiny_dir, 
     rows = outcome_rows(results)
     assert rows[1]["labels"] == [0.0, 0.0, 0.0] and rows[1]["source"] == "outcome"
     metrics = train_orm(tiny_dir, rows, {**TRAIN, "max_steps": 40}, tmp_path / "orm", seed=0)
-    assert metrics["target"] == "orm" and metrics["labels"] == metrics["examples"]
-    assert metrics["loss_last"] < metrics["loss_first"]
+    assert metrics["target"] == "orm" and metrics["data.labels"] == metrics["data.examples"]
+    assert metrics["train.last_loss"] < metrics["train.first_loss"]
 
     held = data["held_out"]
     scores = load_scorer("orm", str(tmp_path / "orm")).score([r["question"] for r in held], [r["steps"] for r in held])
@@ -164,4 +177,4 @@ def test_warm_start_from_a_previous_prm(tmp_path, prm, data):
     metrics = train_prm(prm_dir, data["train"][:64], {**TRAIN, "max_steps": 2}, tmp_path / "prm2", seed=1)
     assert metrics["init_kind"] == "warm_start"
     # The head and backbone came along: the loss starts where round one ended, not at ~log 2.
-    assert metrics["loss_first"] < 0.5 * first["loss_first"]
+    assert metrics["train.first_loss"] < 0.5 * first["train.first_loss"]

@@ -20,7 +20,7 @@ from searchlearn.search.base import Candidate, SearchResult
 def fast_cfg(**overrides) -> dict:
     # A high constant LR so the tiny model visibly learns the format in a few dozen steps.
     cfg = {**asdict(TrainConfig()), "learning_rate": 3e-3, "lr_scheduler": "constant", "warmup_ratio": 0.0,
-           "batch_size": 16, "logging_steps": 5}
+           "batch_size": 16}
     return {**cfg, **overrides}
 
 
@@ -43,9 +43,9 @@ def test_sft_changes_parameters_and_lowers_loss(trained, tiny_model_dir):
     assert before.keys() == after.keys()
     changed = [k for k in before if not (before[k] == after[k]).all()]
     assert len(changed) == len(before), f"unchanged tensors: {set(before) - set(changed)}"
-    assert metrics["steps"] == 30 and metrics["examples"] == 64
-    assert metrics["last_loss"] < 0.75 * metrics["first_loss"], metrics
-    assert metrics["tokens"] > 30 * 16 * 20  # every batch is 16 real sequences of 20+ tokens
+    assert metrics["train.steps"] == 30 and metrics["train.examples"] == 64
+    assert metrics["train.last_loss"] < 0.75 * metrics["train.first_loss"], metrics
+    assert metrics["train.tokens"] > 30 * 16 * 20  # every batch is 16 real sequences of 20+ tokens
 
 
 def test_sft_output_is_a_complete_loadable_checkpoint(trained):
@@ -77,7 +77,7 @@ def test_failed_training_leaves_no_out_dir(tmp_path, tiny_model_dir, tiny_demos,
 def test_zero_examples_copies_the_input_checkpoint(tmp_path, tiny_model_dir):
     out = tmp_path / "policy"
     metrics = train_sft(tiny_model_dir, [], fast_cfg(max_steps=2), str(out))
-    assert metrics["steps"] == 0 and metrics["examples"] == 0 and "first_loss" not in metrics
+    assert metrics["train.steps"] == 0 and metrics["train.examples"] == 0 and "train.first_loss" not in metrics
     assert is_complete_dir(out)
     assert sha256_file(out / "model.safetensors") == sha256_file(Path(tiny_model_dir) / "model.safetensors")
     assert json.loads((out / METRICS_FILE).read_text()) == metrics

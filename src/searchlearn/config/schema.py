@@ -52,8 +52,8 @@ class TrainConfig:
     batch_size: int = f(16, "Per-device batch size.")
     grad_accum: int = f(1, "Gradient accumulation steps.")
     max_length: int = f(256, "Truncate training sequences to this many tokens.")
-    bf16: bool = f(False, "Train in bf16 autocast (measure first on CPU; it was not faster here).")
-    logging_steps: int = f(5, "Log the training loss every N steps.")
+    precision: str = f("auto", "auto: bf16 autocast over fp32 weights where the hardware multiplies bf16 (a CUDA GPU with bf16, a CPU with avx512_bf16 or AMX), else fp32 | bf16 | fp32.")
+    token_metrics: bool = f(False, "SFT: also log TRL's per-step entropy and token accuracy (an extra pass over the vocabulary at every completion token).")
 
 
 @dataclass
@@ -175,7 +175,7 @@ class GRPOConfig:
     use_vllm: bool = f(False, "Generate rollouts with vLLM (GPU: install `vllm`, set true; CPU: false = HF generate).")
     vllm_mode: str = f("colocate", "colocate: engine inside the trainer on the same GPU; server: `trl vllm-serve --model <policy>`.")
     vllm_gpu_memory_utilization: float = f(0.3, "colocate: the fraction of GPU memory vLLM may take.")
-    train: TrainConfig = _train(learning_rate=1e-6, batch_size=16, max_steps=32, logging_steps=1)
+    train: TrainConfig = _train(learning_rate=1e-6, batch_size=16, max_steps=32)
 
 
 @dataclass

@@ -71,8 +71,10 @@ def make_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
 
 # ---- one live engine per process ------------------------------------------------------
 # Starting vLLM costs ~25 s on CPU and holds a KV-cache reservation, so consecutive
-# pipeline steps on the same policy (evaluate policy r, then search with it) share one
-# engine, and a different request closes the old engine before starting the new one.
+# pipeline steps share one engine: the same policy reuses it as is, and the next
+# policy of the same model family (same config and tokenizer: every round's policy
+# descends from one base) only swaps its weights in (vLLM's reload_weights, ~0.4 s
+# on CPU). Anything else closes the old engine before starting a new one.
 
 _lock = threading.Lock()  # Prefect may run tasks in a thread pool
 _cached: tuple[tuple, Generator] | None = None
@@ -98,21 +100,44 @@ def using_generator(model_dir: str, gen_cfg: dict, seed: int):
 
 def get_generator(model_dir: str, gen_cfg: dict, seed: int) -> Generator:
     """The cached generator if the last request had the same checkpoint, backend
-    settings and seed; otherwise close that one and make a new one.
+    settings and seed; the cached engine with this checkpoint's weights swapped in
+    when only the weights differ; otherwise close that one and make a new one.
 
     A reused generator continues its random stream: its samples depend on the calls
-    made before, not only on `seed`.
+    made before, not only on `seed` (stages reseed it, see stages.common).
     """
     global _cached
     backend, settings = _settings(gen_cfg)
-    key = (_checkpoint_identity(model_dir), backend, json.dumps(settings, sort_keys=True), seed)
+    engine_key = (backend, json.dumps(settings, sort_keys=True), seed)
+    key = (_checkpoint_identity(model_dir), *engine_key)
     with _lock:
         if _cached is not None and _cached[0] == key:
+            return _cached[1]
+        if _cached is not None and _cached[0][1:] == engine_key and _swappable(_cached[1], model_dir):
+            _cached[1].swap_weights(str(model_dir))
+            _cached = (key, _cached[1])
             return _cached[1]
         _release_locked()
         generator = make_generator(model_dir, {**gen_cfg, "backend": backend}, seed)
         _cached = (key, generator)
         return generator
+
+
+# Files that must match for a weights-only swap: the architecture and shapes, the
+# tokenizer, and the stop tokens an engine reads once at start-up.
+_SWAP_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json")
+
+
+def _swappable(generator: Generator, model_dir: str) -> bool:
+    current = getattr(generator, "model_dir", None)
+    if current is None or not hasattr(generator, "swap_weights"):
+        return False
+    return all(_read(Path(current) / name) == _read(Path(model_dir) / name) for name in _SWAP_FILES)
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 def release_generator() -> None:

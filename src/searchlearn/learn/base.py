@@ -23,3 +23,25 @@ class Learner(Protocol):
     name: str
 
     def learn(self, inputs: LearnInputs, cfg: dict) -> dict: ...
+
+
+def with_defaults(cfg: dict | None, defaults: dict) -> dict:
+    """Merge `cfg` over `defaults` (nested dicts too); unknown keys are typos, so raise.
+    Learners take plain dicts (from the flow, a notebook or a test); their defaults
+    are the schema dataclasses' (see `schema_defaults`)."""
+    cfg = dict(cfg or {})
+    unknown = set(cfg) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown learner config keys {sorted(unknown)}; expected {sorted(defaults)}")
+    merged = {**defaults, **cfg}
+    for key, value in defaults.items():
+        if isinstance(value, dict):
+            merged[key] = with_defaults(cfg.get(key), value)
+    return merged
+
+
+def schema_defaults(schema_cls) -> dict:
+    """A config section's defaults as a plain dict, from its schema dataclass."""
+    from dataclasses import asdict
+
+    return asdict(schema_cls())

@@ -13,47 +13,24 @@ training process on the same GPU (size it with `vllm_gpu_memory_utilization`);
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 from searchlearn.answers import extract_answer, is_correct
 from searchlearn.formatting import STEP_SEPARATOR, build_prompt, is_answer_step, join_steps, split_steps
-from searchlearn.learn.base import LearnInputs
-from searchlearn.learn.dpo import (
-    finish,
-    first_last,
-    load_policy,
-    log_final_step_callback,
-    train_defaults,
-    with_defaults,
-)
-from searchlearn.learn.training_args import training_kwargs
+from searchlearn.learn import scaffold
+from searchlearn.learn.base import LearnInputs, schema_defaults, with_defaults
+from searchlearn.learn.lm_head import add_compact_lm_head
 from searchlearn.problems.base import read_problems
 from searchlearn.reward.base import StepScorer, aggregate
 
 
 def grpo_defaults() -> dict:
-    """The `learn.grpo` section's defaults (mirrors the proposed schema dataclass)."""
-    return {
-        "num_generations": 8,
-        "max_completion_length": 160,
-        "temperature": 1.0,
-        "top_p": 1.0,
-        "beta": 0.0,
-        "epsilon": 0.2,
-        "loss_type": "dapo",
-        "scale_rewards": "group",
-        "num_iterations": 1,
-        "mask_truncated_completions": False,
-        "correctness_weight": 1.0,
-        "format_weight": 0.2,
-        "prm_weight": 0.0,
-        "prm_aggregation": "min",
-        "use_vllm": False,
-        "vllm_mode": "colocate",
-        "vllm_gpu_memory_utilization": 0.3,
-        # batch_size counts completions (TRL's convention), so 16 = 2 problems x 8 samples.
-        "train": train_defaults(learning_rate=1e-6, batch_size=16, max_steps=32, logging_steps=1),
-    }
+    """The `learn.grpo` section's defaults. batch_size counts completions (TRL's
+    convention), so the default 16 = 2 problems x 8 samples."""
+    from searchlearn.config.schema import GRPOConfig
+
+    return schema_defaults(GRPOConfig)
 
 
 # --- rewards: TRL calls each with the completions plus every dataset column ----------------
@@ -132,14 +109,23 @@ class GRPOLearner:
                    "grpo.prm_used": int(any(isinstance(f, PRMReward) for f in funcs))}
         sidecar = {"learner": "grpo", "grpo": grpo, "seed": inputs.seed, "base_model": inputs.policy_dir}
         if not problems:
-            return finish(inputs, sidecar, metrics, start)
+            return scaffold.keep_unchanged(inputs.policy_dir, inputs.out_dir, sidecar, metrics)
         rows = [{"prompt": build_prompt(p.question), "answer": p.answer, "question": p.question}
                 for p in problems]
-        trainer = _train(inputs, grpo, rows, funcs, weights)
-        metrics.update(summarize_grpo_logs(trainer.state.log_history))
-        metrics["grpo.generated_tokens_est"] = generated_tokens(metrics, trainer.state.global_step, grpo,
-                                                                trainer.accelerator.num_processes)
-        return finish(inputs, sidecar, metrics, start, trainer)
+        with tempfile.TemporaryDirectory(prefix="grpo-work-") as work:
+            trainer, curve = _build_trainer(inputs, grpo, rows, funcs, weights, work)
+            metrics.update(scaffold.fit(trainer, curve, start, tokens=lambda: _tokens(trainer.state.log_history)))
+            metrics.update(summarize_grpo_logs(trainer.state.log_history))
+            metrics["grpo.generated_tokens_est"] = generated_tokens(metrics, trainer.state.global_step, grpo,
+                                                                    trainer.accelerator.num_processes)
+            scaffold.save(trainer, inputs.out_dir, sidecar, metrics)
+        return metrics
+
+
+def _tokens(log_history: list[dict]) -> int:
+    """Prompt + completion tokens the updates ran on: TRL's running `num_tokens`."""
+    counts = [row["num_tokens"] for row in log_history if "num_tokens" in row]
+    return int(counts[-1]) if counts else 0
 
 
 def generated_tokens(metrics: dict, steps: int, grpo: dict, processes: int) -> int:
@@ -160,51 +146,55 @@ def check_batch(grpo: dict) -> None:
         )
 
 
-def _train(inputs: LearnInputs, grpo: dict, rows: list[dict], funcs: list, weights: list[float]):
-    import tempfile
-
+def _build_trainer(inputs: LearnInputs, grpo: dict, rows: list[dict], funcs: list, weights: list[float],
+                   work: str):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    scaffold.configure_cpu()
     # The KL anchor (beta > 0) is the round's starting policy: TRL rebuilds it from
     # the policy's path, so inputs.reference_dir is not used here.
-    model, tokenizer = load_policy(inputs.policy_dir)
-    with tempfile.TemporaryDirectory(prefix="grpo-work-") as work:
-        args = GRPOConfig(
-            **training_kwargs(grpo["train"], work, inputs.seed),
-            num_generations=grpo["num_generations"],
-            max_completion_length=grpo["max_completion_length"],
-            temperature=grpo["temperature"],
-            top_p=grpo["top_p"],
-            beta=grpo["beta"],
-            epsilon=grpo["epsilon"],
-            loss_type=grpo["loss_type"],
-            scale_rewards=grpo["scale_rewards"],
-            num_iterations=grpo["num_iterations"],
-            mask_truncated_completions=grpo["mask_truncated_completions"],
-            reward_weights=weights,
-            use_vllm=grpo["use_vllm"],
-            vllm_mode=grpo["vllm_mode"],
-            vllm_gpu_memory_utilization=grpo["vllm_gpu_memory_utilization"],
-        )
-        trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows),
-                              processing_class=tokenizer, callbacks=[log_final_step_callback()()])
-        trainer.train()
-    return trainer
+    train = grpo["train"]
+    model, tokenizer = scaffold.load_causal_lm(inputs.policy_dir), scaffold.load_tokenizer(inputs.policy_dir)
+    args = scaffold.training_arguments(
+        GRPOConfig, train, work, inputs.seed, scaffold.planned_steps(len(rows) * grpo["num_generations"], train),
+        num_generations=grpo["num_generations"],
+        max_completion_length=grpo["max_completion_length"],
+        temperature=grpo["temperature"],
+        top_p=grpo["top_p"],
+        beta=grpo["beta"],
+        epsilon=grpo["epsilon"],
+        loss_type=grpo["loss_type"],
+        scale_rewards=grpo["scale_rewards"],
+        num_iterations=grpo["num_iterations"],
+        mask_truncated_completions=grpo["mask_truncated_completions"],
+        reward_weights=weights,
+        use_vllm=grpo["use_vllm"],
+        vllm_mode=grpo["vllm_mode"],
+        vllm_gpu_memory_utilization=grpo["vllm_gpu_memory_utilization"],
+    )
+    curve = scaffold.loss_curve()
+    # GRPO keeps TRL's own sampler: it repeats each prompt num_generations times.
+    trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows),
+                          processing_class=tokenizer, callbacks=[curve])
+    # The update scores completion tokens only (TRL's CPU path scores the prompt too).
+    add_compact_lm_head(trainer.model, temperature=grpo["temperature"], outputs=("log_probs", "entropy"))
+    if trainer.ref_model is not None:
+        add_compact_lm_head(trainer.accelerator.unwrap_model(trainer.ref_model), temperature=grpo["temperature"])
+    return trainer, curve
 
 
 def summarize_grpo_logs(log_history: list[dict]) -> dict:
     """Curve ends (first/last logged step) and means of the per-step statistics TRL
     logs; each reward function's mean appears as e.g. `grpo.correctness_reward_last`."""
     out = {
-        **first_last(log_history, "loss", "train.first_loss", "train.last_loss"),
-        **first_last(log_history, "reward", "grpo.reward_first", "grpo.reward_last"),
-        **first_last(log_history, "kl", "grpo.kl_first", "grpo.kl_last"),
+        **scaffold.first_last(log_history, "reward", "grpo.reward_first", "grpo.reward_last"),
+        **scaffold.first_last(log_history, "kl", "grpo.kl_first", "grpo.kl_last"),
     }
     func_keys = sorted({k for row in log_history for k in row if k.startswith("rewards/") and k.endswith("/mean")})
     for key in func_keys:
         name = key.split("/")[1]
-        out.update(first_last(log_history, key, f"grpo.{name}_first", f"grpo.{name}_last"))
+        out.update(scaffold.first_last(log_history, key, f"grpo.{name}_first", f"grpo.{name}_last"))
     for key, name in [("reward_std", "reward_std_mean"), ("frac_reward_zero_std", "frac_reward_zero_std_mean"),
                       ("completions/mean_length", "completion_length_mean"), ("kl", "kl_mean")]:
         values = [row[key] for row in log_history if row.get(key) is not None]

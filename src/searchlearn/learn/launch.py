@@ -66,7 +66,7 @@ def launch_settings(execution: dict) -> dict | None:
 
 def run_training(job: Job, spec: dict, launch: dict | None) -> dict:
     """`job(spec)`, here (launch None) or under accelerate launch; returns its metrics."""
-    release_engine()
+    release_engine(launch)
     if launch is None:
         return job(spec)
     target = job_name(job)
@@ -82,15 +82,22 @@ def run_training(job: Job, spec: dict, launch: dict | None) -> dict:
         return json.loads(result_path.read_text())["metrics"]
 
 
-def release_engine() -> None:
-    """Close this process's generation engine first. Its weights and KV cache (vLLM's
-    share of the GPU, or of RAM on CPU) would otherwise sit beside the trainer, or
-    beside the training processes on the same GPUs. It costs no reload: every
-    training stage is followed by sampling from a new checkpoint, which replaces
-    the engine anyway."""
+def release_engine(launch: dict | None) -> None:
+    """Close this process's generation engine before training on a GPU or in other
+    processes: its weights and KV cache would sit beside the trainer, or beside the
+    training processes on the same GPUs, and the next stage samples from a new
+    checkpoint anyway.
+
+    Training in this process on a CPU keeps it: RAM has room for both (a SmolLM2
+    engine is ~0.3 GB of weights plus its KV reservation, generation.kv_cache_gib),
+    and the next stage then swaps the new weights into it in ~0.4 s instead of
+    starting an engine for ~25 s (generation.get_generator)."""
+    import torch
+
     from searchlearn.generation import release_generator
 
-    release_generator()
+    if launch is not None or torch.cuda.is_available():
+        release_generator()
 
 
 def job_name(job: Job) -> str:

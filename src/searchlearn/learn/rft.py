@@ -57,7 +57,7 @@ class RejectionSamplingFT:
 
     Starts from `inputs.policy_dir`; the flow resolves `rft.init_from` (previous
     round's policy, or the initial one for ReST-EM) when it fills that in. Metrics:
-    rft.examples, rft.problems_covered, and train_sft's metrics under "train.".
+    rft.examples, rft.problems_covered, and train_sft's `train.*` metrics.
     """
 
     name = "rft"
@@ -73,5 +73,5 @@ class RejectionSamplingFT:
         return {
             "rft.examples": len(examples),
             "rft.problems_covered": len({e["problem_id"] for e in examples}),
-            **{f"train.{k}": v for k, v in train_metrics.items()},
+            **train_metrics,
         }

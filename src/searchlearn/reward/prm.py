@@ -97,14 +97,20 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int):
 def score_positions(
     model, tokenizer, questions: Sequence[str], step_lists: Sequence[Sequence[str]], batch_size: int, max_length: int
 ) -> list[list[float | None]]:
-    """sigmoid(logit) at each step's end token, batched; None where a step could
-    not be placed (truncated). The model is used as is (caller sets eval mode)."""
+    """sigmoid(logit) at each step's end token; None where a step could not be placed
+    (truncated). The model is used as is (the caller sets eval mode and loads it in
+    the dtype it scores in)."""
+    encoded = encode_solutions(tokenizer, questions, step_lists, max_length)
+    return score_encoded(model, encoded, pad_token_id(tokenizer), batch_size)
+
+
+def score_encoded(model, encoded: list[tuple[list[int], list[int | None]]], pad_id: int,
+                  batch_size: int) -> list[list[float | None]]:
+    """`score_positions` on already-encoded solutions, batched by length."""
     import torch
 
-    encoded = encode_solutions(tokenizer, questions, step_lists, max_length)
     # Batching similar lengths together wastes less compute on padding.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    pad_id = pad_token_id(tokenizer)
     device = next(model.parameters()).device
     out: list[list[float | None]] = [[] for _ in encoded]
     with torch.inference_mode():
@@ -158,21 +164,27 @@ class PRMScorer:
 
     kind = "prm"
 
-    def __init__(self, prm_dir: str | Path, batch_size: int = 16, device: str | None = None,
-                 max_length: int | None = None):
+    def __init__(self, prm_dir: str | Path, batch_size: int = 32, device: str | None = None,
+                 max_length: int | None = None, precision: str = "auto"):
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        from searchlearn.learn.scaffold import keep_heap, resolve_precision
 
         self.config = read_prm_config(prm_dir)
         if self.config.get("kind", "prm") != self.kind:
             raise ValueError(f"{prm_dir} holds a {self.config.get('kind')!r} model, not a {self.kind!r} one")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # Scoring is inference: bf16 weights where the hardware multiplies bf16 (no fp32
+        # master copy to keep), fp32 elsewhere or when asked.
+        dtype = torch.bfloat16 if resolve_precision(precision) == "bf16" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(prm_dir)
-        self.model = AutoModelForTokenClassification.from_pretrained(prm_dir).to(device).eval()
+        self.model = AutoModelForTokenClassification.from_pretrained(prm_dir, dtype=dtype).to(device).eval()
+        keep_heap()
         self.batch_size = batch_size
         # Training's max_length is a compute knob; scoring only stops at the model's context.
         self.max_length = max_length or scoring_max_length(self.model)
-        self.stats = {"calls": 0, "sequences": 0, "unscored_steps": 0, "seconds": 0.0}
+        self.stats = {"calls": 0, "sequences": 0, "tokens": 0, "unscored_steps": 0, "seconds": 0.0}
 
     def score(self, questions: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list[list[float]]:
         if len(questions) != len(step_lists):
@@ -180,8 +192,10 @@ class PRMScorer:
         if not questions:
             return []
         start = time.perf_counter()
-        raw = score_positions(self.model, self.tokenizer, questions, step_lists, self.batch_size, self.max_length)
+        encoded = encode_solutions(self.tokenizer, questions, step_lists, self.max_length)
+        raw = score_encoded(self.model, encoded, pad_token_id(self.tokenizer), self.batch_size)
         self.stats["calls"] += 1
+        self.stats["tokens"] += sum(len(ids) for ids, _ in encoded)
         self.stats["sequences"] += len(questions)
         self.stats["unscored_steps"] += sum(s is None for r in raw for s in r)
         self.stats["seconds"] += time.perf_counter() - start

@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
-from searchlearn.learn.distributed import is_main_process, save_trained
+from searchlearn.learn import scaffold
+from searchlearn.learn.base import schema_defaults, with_defaults
+from searchlearn.learn.distributed import is_main_process
 from searchlearn.reward.prm import (
     PRM_CONFIG,
     encode_solutions,
@@ -36,12 +37,7 @@ def resolve_train_cfg(train_cfg: dict) -> dict:
     """TrainConfig defaults overlaid with `train_cfg`; unknown keys are typos, so they raise."""
     from searchlearn.config.schema import TrainConfig
 
-    cfg = asdict(TrainConfig())
-    unknown = set(train_cfg) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown PRM train settings {sorted(unknown)}; known: {sorted(cfg)}")
-    cfg.update(train_cfg)
-    return cfg
+    return with_defaults(train_cfg, schema_defaults(TrainConfig))
 
 
 def build_examples(tokenizer, rows: Sequence[dict], max_length: int, target: str = "prm") -> tuple[list[dict], dict]:
@@ -97,7 +93,7 @@ def masked_bce(logits, labels):
 def _trainer_class():
     from transformers import Trainer
 
-    class BCETrainer(Trainer):
+    class BCETrainer(scaffold.grouped(Trainer)):
         # compute_loss returns a per-micro-batch mean; let Trainer divide by grad_accum.
         loss_is_scaled_for_ga = False
 
@@ -105,7 +101,6 @@ def _trainer_class():
             labels = inputs.pop("labels")  # the model's own token-classification loss is cross-entropy: never used
             outputs = model(**inputs)
             loss = masked_bce(outputs.logits[..., 0], labels)
-            self.step_losses.append(float(loss.detach()))
             return (loss, outputs) if return_outputs else loss
 
     return BCETrainer
@@ -118,28 +113,13 @@ def load_for_training(init_dir: str | Path):
 
     warm = (Path(init_dir) / PRM_CONFIG).is_file()
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
-    model, info = AutoModelForTokenClassification.from_pretrained(init_dir, num_labels=1, output_loading_info=True)
+    model, info = AutoModelForTokenClassification.from_pretrained(
+        init_dir, num_labels=1, output_loading_info=True, attn_implementation=scaffold.attention_for_training())
     new = set(info["missing_keys"]) | set(info["mismatched_keys"])
     allowed = set() if warm else {"score.weight", "score.bias"}
     if new - allowed:
         raise ValueError(f"loading {init_dir} as a reward model left weights uninitialised: {sorted(new - allowed)}")
     return model, tokenizer, ("warm_start" if warm else "causal_lm")
-
-
-def _training_args(cfg: dict, seed: int, out: str):
-    import torch
-    from transformers import TrainingArguments
-
-    return TrainingArguments(
-        output_dir=out, seed=seed, data_seed=seed,
-        num_train_epochs=cfg["epochs"], max_steps=cfg["max_steps"],
-        learning_rate=cfg["learning_rate"], lr_scheduler_type=cfg["lr_scheduler"],
-        warmup_steps=cfg["warmup_ratio"], weight_decay=cfg["weight_decay"],
-        per_device_train_batch_size=cfg["batch_size"], gradient_accumulation_steps=cfg["grad_accum"],
-        bf16=cfg["bf16"], logging_steps=cfg["logging_steps"], use_cpu=not torch.cuda.is_available(),
-        save_strategy="no", report_to="none", disable_tqdm=True,
-        remove_unused_columns=False, dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
-    )
 
 
 def train_prm(
@@ -161,13 +141,15 @@ def train_prm(
     """
     from transformers import set_seed
 
+    start = time.perf_counter()
     cfg = resolve_train_cfg(train_cfg)
+    scaffold.configure_cpu()
     set_seed(seed)  # the new score head is initialised at load time
     model, tokenizer, init_kind = load_for_training(init_dir)
     examples, counts = build_examples(tokenizer, rows, cfg["max_length"], target)
     if not examples:
         raise ValueError(f"no trainable {target.upper()} examples among {len(rows)} rows (all truncated or empty)")
-    metrics = {**counts, "init_kind": init_kind, "target": target}
+    metrics = {**{f"data.{k}": v for k, v in counts.items()}, "init_kind": init_kind, "target": target}
     config = {"kind": target, "max_length": cfg["max_length"], "init_dir": str(init_dir),
               "init_kind": init_kind, "seed": seed, "train": cfg, "step_separator": "\n",
               "prompt_format": "formatting.build_prompt"}
@@ -175,49 +157,44 @@ def train_prm(
     def extras(tmp: Path) -> None:
         tokenizer.save_pretrained(tmp)
         (tmp / PRM_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="prm-trainer-") as scratch:
-        trainer = _fit(model, tokenizer, examples, cfg, seed, scratch)
-        metrics.update(_fit_metrics(trainer))
+        trainer, curve = _build_trainer(model, tokenizer, examples, cfg, seed, scratch)
+        metrics.update(scaffold.fit(trainer, curve, start))
         # Under accelerate launch the model is the same on every process after the
         # last step; the main process alone measures it on the held-out rows.
         if eval_rows and is_main_process():
             metrics.update(evaluate_reward_model(trainer.model, tokenizer, eval_rows, target))
-        save_trained(trainer, out_dir, extras)
+        scaffold.save(trainer, out_dir, config, metrics, extras)
     return metrics
 
 
-def _fit(model, tokenizer, examples: list[dict], cfg: dict, seed: int, scratch: str):
+def _build_trainer(model, tokenizer, examples: list[dict], cfg: dict, seed: int, scratch: str):
     from functools import partial
 
-    trainer = _trainer_class()(
-        model=model, args=_training_args(cfg, seed, scratch), train_dataset=examples,
-        data_collator=partial(collate, pad_id=pad_token_id(tokenizer)),
-    )
-    trainer.step_losses = []
-    start = time.perf_counter()
-    trainer.train()
-    trainer.train_seconds = time.perf_counter() - start
-    return trainer
+    from transformers import TrainingArguments
 
-
-def _fit_metrics(trainer) -> dict:
-    # step_losses are this process's micro-batches (all of them in a single process).
-    losses = trainer.step_losses
-    k = max(1, len(losses) // 5)
-    return {"loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k,
-            "steps": trainer.state.global_step, "processes": trainer.accelerator.num_processes,
-            "train_seconds": round(trainer.train_seconds, 3)}
+    args = scaffold.training_arguments(TrainingArguments, cfg, scratch, seed,
+                                       scaffold.planned_steps(len(examples), cfg),
+                                       remove_unused_columns=False, include_num_input_tokens_seen="non_padding")
+    curve = scaffold.loss_curve()
+    trainer = _trainer_class()(model=model, args=args, train_dataset=examples, callbacks=[curve],
+                               data_collator=partial(collate, pad_id=pad_token_id(tokenizer)))
+    trainer.lengths = [len(e["input_ids"]) for e in examples]
+    return trainer, curve
 
 
 def evaluate_reward_model(model, tokenizer, rows: Sequence[dict], target: str = "prm") -> dict:
     """Step-level AUC and accuracy at 0.5 against hard labels (label >= 0.5), scored
-    as PRMScorer would. For an ORM only each row's last step counts, which is what
-    it is trained on."""
+    as PRMScorer would (bf16 where the hardware does it). For an ORM only each
+    row's last step counts, which is what it is trained on."""
+    import torch
+
     model.eval()
-    scores = score_positions(model, tokenizer, [r["question"] for r in rows], [r["steps"] for r in rows],
-                             batch_size=16, max_length=scoring_max_length(model))
+    device = next(model.parameters()).device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=scaffold.resolve_precision("auto") == "bf16"):
+        scores = score_positions(model, tokenizer, [r["question"] for r in rows], [r["steps"] for r in rows],
+                                 batch_size=32, max_length=scoring_max_length(model))
     pairs = []
     for row, s in zip(rows, scores):
         idx = range(len(s)) if target == "prm" else [len(s) - 1]
