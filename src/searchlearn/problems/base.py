@@ -65,13 +65,14 @@ def read_problems(path: str | Path) -> list[Problem]:
 
 
 def iter_jsonl(path: str | Path) -> Iterable[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line, with clear errors."""
+    """Yield (line number, object) for each non-blank line, with clear errors. Lines
+    starting with '#' are comments (a data file's header; no JSON value starts so)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
-            if not line.strip():
+            if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
                 row = json.loads(line)
