@@ -279,6 +279,31 @@ def loss_curve():
     return _curve_class()()
 
 
+@functools.cache
+def _progress_class():
+    from transformers.trainer_callback import ProgressCallback
+
+    class StepProgress(ProgressCallback):
+        """The Trainer's progress bar, with the latest loss and tokens/s on the bar
+        itself instead of one printed dict per logged step (every step here)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+                rate = logs.get("train_tokens_per_second")
+                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.4f}",
+                                              **({"tok/s": f"{float(rate):.0f}"} if rate is not None else {}))
+
+    return StepProgress
+
+
+def quiet_progress(trainer) -> None:
+    """Swap the Trainer's progress bar for `StepProgress` (only where it shows one)."""
+    from transformers.trainer_callback import ProgressCallback
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_progress_class()())
+
+
 def fit(trainer, curve, start: float, tokens: Callable[[], int] | None = None) -> dict:
     """Train, then the `train.*` metrics every trainer reports.
 
@@ -287,6 +312,7 @@ def fit(trainer, curve, start: float, tokens: Callable[[], int] | None = None) -
     and processes; wall_s includes loading and tokenizing since `start`, train_s
     only the optimizer loop, and steady_tokens_per_s leaves out the first step."""
     configure_cpu()
+    quiet_progress(trainer)
     began = time.perf_counter()
     result = trainer.train()
     train_s = time.perf_counter() - began

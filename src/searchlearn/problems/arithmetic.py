@@ -223,6 +223,7 @@ class _Story:
         self.sentences: list[str] = []
         self.steps: list[str] = []
         self.templates: list[str] = []
+        self.equations: list[list] = []  # [a, sign, b, c] per step: the step oracle's reference
 
     def fields(self, **extra) -> dict:
         name, gender = self.holder
@@ -240,6 +241,7 @@ class _Story:
         lead = (lead or sentence.rstrip("."))
         self.sentences.append(sentence)
         self.steps.append(f"{lead}: {a} {sign} {b} = {c}.")
+        self.equations.append([a, sign, b, c])
         self.templates.append(key)
         self.value = c
 
@@ -351,7 +353,7 @@ def make_problem(rng: random.Random, num_steps: int, max_value: int) -> Problem 
             return None
     question = " ".join(st.sentences + [_question(st, last)])
     answer = str(st.value)
-    meta = {"num_steps": num_steps, "scenario": st.sc.key, "templates": st.templates}
+    meta = {"num_steps": num_steps, "scenario": st.sc.key, "templates": st.templates, "equations": st.equations}
     return Problem(id="", question=question, answer=answer, solution=format_solution(st.steps, answer), meta=meta)
 
 

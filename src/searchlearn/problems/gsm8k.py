@@ -27,8 +27,26 @@ def convert_row(row: dict, default_id: str) -> Problem:
     except ValueError:
         raise ValueError(f"final answer is not a number: {final.strip()!r}") from None
     steps = rationale_steps(rationale)
+    meta = {"source": "gsm8k", "num_steps": len(steps)}
+    equations = annotated_equations(rationale)
+    if equations:
+        meta["equations"] = equations
     return Problem(id=str(row.get("id") or default_id), question=row["question"].strip(), answer=answer,
-                   solution=format_solution(steps, answer), meta={"source": "gsm8k", "num_steps": len(steps)})
+                   solution=format_solution(steps, answer), meta=meta)
+
+
+_ANNOTATION = re.compile(r"<<\s*(-?[\d.]+)\s*([-+*/])\s*(-?[\d.]+)\s*=\s*(-?[\d.]+)\s*>>")
+
+
+def annotated_equations(rationale: str) -> list[list] | None:
+    """The reference equations of a GSM8K rationale, from its calculator annotations
+    (`<<48/2=24>>`), for the step oracle (reward/oracle.py); None unless every
+    annotation is a single operation."""
+    found = _CALCULATOR.findall(rationale)
+    parsed = [_ANNOTATION.fullmatch(a) for a in found]
+    if not found or not all(parsed):
+        return None
+    return [[m.group(1), m.group(2), m.group(3), m.group(4)] for m in parsed]
 
 
 def rationale_steps(rationale: str) -> list[str]:
