@@ -22,7 +22,7 @@ from searchlearn.config import ConfigError
 
 # Connecting to a tracking server or opening its database must fail fast: MLflow's
 # own retries took minutes (255 s for an unreachable server).
-TIMEOUT_S = 2.0
+TIMEOUT_S = 1.0
 
 
 def preflight(cfg) -> None:
@@ -100,21 +100,20 @@ def check_run_dir(run_dir: str) -> None:
     parent = next(p for p in path.parents if p.exists())
     if not parent.is_dir():
         raise ConfigError(f"run_dir: {path} cannot be created: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"run_dir: {path} cannot be created: {parent} is not writable")
+    _probe_write("run_dir", parent, f"{path} cannot be created: ")
 
 
-def _probe_write(key: str, directory: Path) -> None:
+def _probe_write(key: str, directory: Path, what: str = "") -> None:
+    """Create and remove a directory in `directory`: access() would not tell (root
+    passes it, /proc and /sys refuse anyway)."""
     try:
-        fd, name = tempfile.mkstemp(prefix=".preflight-", dir=directory)
-        os.close(fd)
-        os.unlink(name)
+        os.rmdir(tempfile.mkdtemp(prefix=".preflight-", dir=directory))
     except OSError as e:
-        raise ConfigError(f"{key}: {directory} is not writable ({e.strerror})") from None
+        raise ConfigError(f"{key}: {what}{directory} is not writable ({e.strerror})") from None
 
 
 def check_tracking(cfg) -> None:
-    """`tracking.uri` reachable and writable, within TIMEOUT_S."""
+    """`tracking.uri` reachable and writable, each probe within TIMEOUT_S."""
     from searchlearn.tracking import tracking_uri
 
     uri = tracking_uri(cfg)
