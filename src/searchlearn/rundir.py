@@ -16,7 +16,7 @@ Holding the lock, claim() removes what a killed run left: `.<name>.*.tmp` work
 in progress beside artifacts, and `<run_dir>/tmp`, where this process's temporary
 files go during the run (trainers' work dirs, `sft-work-*` and the like, land
 there instead of the system temp dir, so they can be told apart from another
-run's). Child processes keep the system temp dir: TMPDIR is not changed, since
+run's). It empties `<run_dir>/tmp` again when the run ends, however it ends. Child processes keep the system temp dir: TMPDIR is not changed, since
 Ray puts its sockets under it and a long run_dir would exceed their path limit.
 """
 
@@ -139,8 +139,12 @@ def temp_root(path: Path) -> Iterator[Path]:
 
 @contextmanager
 def claim(run_dir: str | Path) -> Iterator[str]:
-    """Lock `run_dir`, clear a killed run's leftovers, keep temp files under it; yields its absolute path."""
+    """Lock `run_dir`, clear a killed run's leftovers, keep temp files under it for
+    the block and clear them after it; yields its absolute path."""
     with locked(run_dir) as root:
         clean_leftovers(root)
-        with temp_root(root / TMP_DIR):
-            yield str(root)
+        try:
+            with temp_root(root / TMP_DIR):
+                yield str(root)
+        finally:
+            clean_leftovers(root)

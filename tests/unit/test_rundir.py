@@ -85,7 +85,9 @@ def test_claim_cleans_then_keeps_this_process_temp_files_under_the_run_dir(tmp_p
         assert not (run / "tmp" / "sft-work-old").exists()
         with tempfile.TemporaryDirectory(prefix="sft-work-") as work:  # as learn/sft.py makes them
             assert Path(work).parent == run / "tmp"
+        tempfile.mkdtemp(prefix="torchinductor_")  # a library's cache, never removed by its owner
     assert tempfile.gettempdir() == system_tmp
+    assert list((run / "tmp").iterdir()) == []  # emptied when the run ends
 
 
 def test_refresh_replaces_a_complete_output_in_place(tmp_path):
