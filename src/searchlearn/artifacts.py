@@ -112,9 +112,3 @@ def artifact_ref(path: str | Path, **meta: Any) -> dict:
     change exactly when content does) and small metadata such as metrics."""
     path = Path(path).resolve()
     return {"path": str(path), "sha": sha256_path(path), **meta}
-
-
-def stage_dir(run_dir: str | Path, stage: str, **key_material: Any) -> Path:
-    """Deterministic output directory of a stage for given inputs, so a stage that
-    already completed (even if orchestration state was lost) is found again."""
-    return Path(run_dir).resolve() / "artifacts" / stage / stable_hash(key_material)[:16]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
+from searchlearn.search.scaling import TREE_SEARCHES
 from searchlearn.sharding import block_seed
 from searchlearn.stages.common import STAGE_SEEDS, load_scorer_ref, log, produce, section, stage_generator
 from searchlearn.stages.data import test_problems
@@ -13,7 +14,7 @@ from searchlearn.stages.stage import Stage, path_of, ref_of
 # The search settings the scaling comparison reads: sampling, and every tree
 # algorithm's own section (it runs them all), not the data-generation ones.
 SCALING_SEARCH_KEYS = ("temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps", "aggregation",
-                       "beam_search", "dvts", "mcts")
+                       *TREE_SEARCHES)
 
 
 def eval_config(cfg) -> dict:
