@@ -10,9 +10,9 @@ from prefect import flow, get_run_logger
 
 from searchlearn import tracking
 from searchlearn.config import load_config
+from searchlearn.learn import LEARNERS
 from searchlearn.preflight import preflight
 from searchlearn.reporting import render_summary
-from searchlearn.learn import LEARNERS
 from searchlearn.rundir import claim
 from searchlearn.search import ALGORITHMS
 from searchlearn.stages.common import active, section
@@ -52,16 +52,16 @@ def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
     with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
         for r in range(1, cfg.rounds + 1):
             started = time.perf_counter()
-            refs = {"search": search_for_data(fan, cfg, policy, problems, reward_models.get(cfg.prm.kind), r,
-                                              run_dir)}
+            scorer = reward_models.get(cfg.prm.kind)  # last round's: none in round 1
+            searched = search_for_data(fan, cfg, policy, problems, scorer, r, run_dir)
+            refs = {"search": searched}
             if cfg.prm.enabled:
-                refs["labels"] = label_steps(fan, cfg, policy, refs["search"], r, run_dir)
-                labels.append(refs["labels"])
+                labels.append(label_steps(fan, cfg, policy, searched, r, run_dir))
                 reward_models = retrain_reward_models(cfg, policy, labels, reward_models, r, run_dir)
-                refs.update(reward_models)
+                refs.update(labels=labels[-1], **reward_models)
             start = init if cfg.learn.init_from == "init" else policy
-            policy = refs["policy"] = stage(learn_stage(cfg, start, policy, refs["search"],
-                                                        shaping(cfg, reward_models), r))
+            policy = stage(learn_stage(cfg, start, policy, searched, shaping(cfg, reward_models), r))
+            refs["policy"] = policy
             scores = stage(eval_stage(cfg, policy, problems, r))
             if reward_models:
                 refs["rerank"] = stage(rerank_stage(cfg, policy, problems, reward_models, r))
