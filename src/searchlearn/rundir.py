@@ -16,8 +16,10 @@ Holding the lock, claim() removes what a killed run left: `.<name>.*.tmp` work
 in progress beside artifacts, and `<run_dir>/tmp`, where this process's temporary
 files go during the run (trainers' work dirs, `sft-work-*` and the like, land
 there instead of the system temp dir, so they can be told apart from another
-run's). It empties `<run_dir>/tmp` again when the run ends, however it ends. Child processes keep the system temp dir: TMPDIR is not changed, since
-Ray puts its sockets under it and a long run_dir would exceed their path limit.
+run's). It empties `<run_dir>/tmp` again when the run ends, however it ends.
+Unix sockets stay in the system temp dir (a socket path must fit in 108 bytes):
+TMPDIR is not changed, so child processes (Ray, which puts its sockets there,
+accelerate launch) keep it, and vLLM's VLLM_RPC_BASE_PATH is pinned to it.
 """
 
 from __future__ import annotations
@@ -125,16 +127,25 @@ def clean_leftovers(run_dir: str | Path) -> list[Path]:
     return leftovers
 
 
+# Libraries that put Unix sockets under the temp dir, and where to keep them: a
+# socket path must fit in 108 bytes, which a run_dir deep in a tree can exceed.
+_SOCKET_DIRS = ("VLLM_RPC_BASE_PATH",)
+
+
 @contextmanager
 def temp_root(path: Path) -> Iterator[Path]:
-    """This process's temporary files go under `path` for the block."""
+    """This process's temporary files go under `path` for the block (sockets excepted)."""
     path.mkdir(parents=True, exist_ok=True)
-    before = tempfile.tempdir
+    before, system = tempfile.tempdir, tempfile.gettempdir()
+    pinned = [name for name in _SOCKET_DIRS if name not in os.environ]
+    os.environ.update({name: system for name in pinned})
     tempfile.tempdir = str(path)
     try:
         yield path
     finally:
         tempfile.tempdir = before
+        for name in pinned:
+            os.environ.pop(name, None)
 
 
 @contextmanager
