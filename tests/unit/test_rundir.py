@@ -76,7 +76,8 @@ def test_leftovers_of_a_killed_run_are_removed_and_finished_outputs_kept(tmp_pat
     assert is_complete_dir(done) and not half.exists() and not half_file.exists() and not work.exists()
 
 
-def test_claim_cleans_then_keeps_this_process_temp_files_under_the_run_dir(tmp_path):
+def test_claim_cleans_then_keeps_this_process_temp_files_under_the_run_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLLM_RPC_BASE_PATH", raising=False)
     run = tmp_path / "run"
     (run / "tmp" / "sft-work-old").mkdir(parents=True)
     system_tmp = tempfile.gettempdir()
@@ -85,9 +86,11 @@ def test_claim_cleans_then_keeps_this_process_temp_files_under_the_run_dir(tmp_p
         assert not (run / "tmp" / "sft-work-old").exists()
         with tempfile.TemporaryDirectory(prefix="sft-work-") as work:  # as learn/sft.py makes them
             assert Path(work).parent == run / "tmp"
+        assert os.environ["VLLM_RPC_BASE_PATH"] == system_tmp  # sockets need short paths
         tempfile.mkdtemp(prefix="torchinductor_")  # a library's cache, never removed by its owner
     assert tempfile.gettempdir() == system_tmp
     assert list((run / "tmp").iterdir()) == []  # emptied when the run ends
+    assert "VLLM_RPC_BASE_PATH" not in os.environ
 
 
 def test_refresh_replaces_a_complete_output_in_place(tmp_path):
