@@ -49,15 +49,15 @@ def check_problems(cfg) -> None:
     if p.source == "gsm8k_jsonl":
         train = problem_file("problems.train_path", p.train_path, p.train_size)
         test = problem_file("problems.test_path", p.test_path, p.test_size)
-        _enough("problems.train_path", f"{p.train_path} has {len(train)} problems", len(train), need_train)
-        _enough("problems.test_path", f"{p.test_path} has {len(test)} problems", len(test), need_test)
+        _enough("problems.train_path", f"{p.train_path} has {len(train)} problems", len(train), need_train, True)
+        _enough("problems.test_path", f"{p.test_path} has {len(test)} problems", len(test), need_test, False)
         from searchlearn.problems.base import split_ids_disjoint
 
         if not split_ids_disjoint(train, test):
             raise ConfigError(f"problems: {p.train_path} and {p.test_path} share questions")
     else:
-        _enough("problems.train_size", f"problems.train_size={p.train_size}", p.train_size, need_train)
-        _enough("problems.test_size", f"problems.test_size={p.test_size}", p.test_size, need_test)
+        _enough("problems.train_size", f"problems.train_size={p.train_size}", p.train_size, need_train, True)
+        _enough("problems.test_size", f"problems.test_size={p.test_size}", p.test_size, need_test, False)
 
 
 def problem_file(key: str, path: str, limit: int = 0) -> list:
@@ -73,10 +73,13 @@ def problem_file(key: str, path: str, limit: int = 0) -> list:
         raise ConfigError(f"{key}: {e}") from None
 
 
-def _enough(key: str, have: str, count: int, need: dict[str, int]) -> None:
-    if count < sum(need.values()):
-        asked = " + ".join(f"{k}={v}" for k, v in need.items())
-        raise ConfigError(f"{key}: {have}; {asked} need {sum(need.values())}")
+def _enough(key: str, have: str, count: int, need: dict[str, int], disjoint: bool) -> None:
+    """`need`: what each setting takes from the split: disjoint parts (demos, then the
+    search pool) add up; held-out evaluations all read the split's first problems."""
+    total = sum(need.values()) if disjoint else max(need.values())
+    if count < total:
+        asked = (" + " if disjoint else ", ").join(f"{k}={v}" for k, v in need.items())
+        raise ConfigError(f"{key}: {have}; {asked} need {total}")
 
 
 def check_policy_source(cfg) -> None:

@@ -89,7 +89,15 @@ def test_too_few_rows_for_the_demos_and_the_search_pool(tmp_path, data):
 
 def test_too_few_held_out_rows_for_eval(tmp_path, data):
     args = jsonl_args(tmp_path, data["train"], data["test"]) + ["eval.num_problems=50"]
-    assert_fails_fast(tmp_path, args, "problems.test_path", "24 problems", "eval.num_problems=50")
+    assert_fails_fast(tmp_path, args, "problems.test_path", "24 problems", "eval.num_problems=50", "need 50")
+    # Every held-out evaluation reads the split's first problems: the largest one counts.
+    args = jsonl_args(tmp_path, data["train"], data["test"]) + ["eval.scaling.enabled=true"]
+    assert_fails_fast(tmp_path, args, "eval.num_problems=24, eval.scaling.num_problems=50 need 50")
+    from searchlearn.config import load_config
+    from searchlearn.preflight import check_problems
+
+    check_problems(load_config("tiny", [*jsonl_args(tmp_path, data["train"], data["test"]),
+                                        "eval.scaling.enabled=true", "eval.scaling.num_problems=8"]))
 
 
 def test_a_50_mb_single_line_file_fails_at_once(tmp_path, data):
