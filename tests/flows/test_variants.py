@@ -71,8 +71,11 @@ def test_every_training_stage_under_accelerate_launch(prefect_server, tmp_path):
 
 
 def _assert_round_artifacts(run_dir, round_index: int, expected: set[str]) -> None:
+    """Both flow runs (the first and the cached one) log the round's tables and plots."""
     client = mlflow_client(run_dir)
     exp = client.get_experiment_by_name("searchlearn")
-    [run] = client.search_runs([exp.experiment_id], f"tags.`searchlearn.round` = '{round_index}'")
-    found = {f.path for d in ("scaling", "rerank") for f in client.list_artifacts(run.info.run_id, d)}
-    assert expected <= found, found
+    runs = client.search_runs([exp.experiment_id], f"tags.`searchlearn.round` = '{round_index}'")
+    assert len(runs) == 2
+    for run in runs:
+        found = {f.path for d in ("scaling", "rerank") for f in client.list_artifacts(run.info.run_id, d)}
+        assert expected <= found, found
