@@ -7,7 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from flows.server import prefect_api
 from searchlearn.config import ConfigError, available_experiments, load_config, to_yaml
+from searchlearn.preflight import preflight
+from searchlearn.rundir import RunDirBusy, locked
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment variant (conf/experiment/<name>.yaml or a YAML path)")
     run.add_argument("experiment")
     run.add_argument("overrides", nargs="*", help="OmegaConf dotlist overrides, e.g. rounds=2 search.n=16")
-    run.add_argument("--refresh-cache", action="store_true", help="recompute every task (ignore cached results)")
+    run.add_argument("--refresh-cache", action="store_true",
+                     help="recompute every stage; each new output replaces the old one atomically")
     show = sub.add_parser("config", help="print the resolved, validated config")
     show.add_argument("experiment")
     show.add_argument("overrides", nargs="*")
@@ -39,32 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    except RunDirBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
     return 0
+
+
+EXIT_BUSY = 3  # another run holds the run_dir
 
 
 def _run(experiment: str, overrides: list[str], refresh: bool) -> int:
-    # Validate everything cheap before Prefect, a server or any model starts.
+    # Everything that needs no model is checked, and the run_dir locked, before a
+    # Prefect server or any model starts: a bad input fails in about a second.
     cfg = load_config(experiment, overrides)
     preflight(cfg)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if refresh:
-        os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
-    from flows.search_and_learn import search_and_learn
+    with locked(cfg.run_dir):
+        prefect_api()
+        if refresh:  # every task runs, and each stage rebuilds its output in place (see tasks/stage.py)
+            os.environ["PREFECT_TASKS_REFRESH_CACHE"] = "true"
+        from flows.search_and_learn import search_and_learn
 
-    store = Path(cfg.run_dir).resolve() / "prefect-results"
-    search_and_learn.with_options(result_storage=store)(experiment=experiment, overrides=list(overrides))
+        store = Path(cfg.run_dir).resolve() / "prefect-results"
+        search_and_learn.with_options(result_storage=store)(experiment=experiment, overrides=list(overrides))
     print(ui_hint(cfg.run_dir))
     return 0
-
-
-def preflight(cfg) -> None:
-    """Fail before heavy work when the model or data cannot be found."""
-    from searchlearn.models.init import check_source
-
-    try:
-        check_source(dict(cfg.policy))
-    except (FileNotFoundError, ImportError, ValueError) as e:
-        raise ConfigError(f"policy: {e}") from None
 
 
 def ui_hint(run_dir: str) -> str:

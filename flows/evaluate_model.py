@@ -3,18 +3,18 @@ the experiment's held-out split, its search pool, or any GSM8K-format JSONL."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.search_and_learn import eval_section, section
 from searchlearn import tracking
-from searchlearn.artifacts import sha256_file
-from searchlearn.config import ConfigError, load_config
-from tasks import evaluate_policy, prepare_problems
-from tasks.eval_problems import prepare_eval_problems
+from searchlearn.config import load_config
+from searchlearn.preflight import preflight, problem_file
+from searchlearn.rundir import claim
+from searchlearn.stages.data import eval_file_stage, eval_pool_stage, problems_stage
+from searchlearn.stages.evaluate import eval_stage
+from tasks import run
 from tasks.registry import fetch_policy
 
 
@@ -32,20 +32,16 @@ def evaluate_model(model: str, experiment: str = "quickstart", split: Literal["t
         overrides: `key=value` config overrides, e.g. `eval.k=8`.
     """
     cfg = load_config(experiment, overrides or [])
-    if jsonl and not Path(jsonl).is_file():
-        raise ConfigError(f"jsonl: file not found: {jsonl!r}")
-    run_dir, seed = str(Path(cfg.run_dir).resolve()), cfg.seed
-    handle = tracking.start_parent_run(cfg, run_name=f"{cfg.name}-eval-{flow_run.name}", tags={
-        "searchlearn.flow": "evaluate-model", "searchlearn.model": model, "searchlearn.split": jsonl or split})
-    try:
+    preflight(cfg)
+    if jsonl:
+        problem_file("jsonl", jsonl)
+    tags = {"searchlearn.flow": "evaluate-model", "searchlearn.model": model, "searchlearn.split": jsonl or split}
+    with claim(cfg.run_dir) as run_dir, \
+            tracking.parent_run(cfg, run_name=f"{cfg.name}-eval-{flow_run.name}", tags=tags) as handle:
         policy = fetch_policy(model, handle["uri"], run_dir)
         problems = _eval_problems(cfg, split, jsonl, run_dir)
-        scores = evaluate_policy(policy, problems, eval_section(cfg), section(cfg.generation), seed, 0, run_dir)
+        scores = run(eval_stage(cfg, policy, problems, 0), run_dir)
         tracking.log_metrics(handle, scores)
-        tracking.finish(handle)
-    except BaseException:
-        tracking.finish(handle, status="FAILED")
-        raise
     get_run_logger().info("%s on %s: greedy_acc=%.3f", model, jsonl or split, scores["eval.greedy_acc"])
     return scores
 
@@ -53,9 +49,6 @@ def evaluate_model(model: str, experiment: str = "quickstart", split: Literal["t
 def _eval_problems(cfg, split: str, jsonl: str | None, run_dir: str) -> dict:
     """A problems reference whose test.jsonl is what to evaluate on."""
     if jsonl:
-        path = str(Path(jsonl).resolve())
-        return prepare_eval_problems(path, sha256_file(path), "gsm8k", run_dir)
-    problems = prepare_problems(section(cfg.problems), cfg.init.num_demos, run_dir)  # the loop's, cached
-    if split == "test":
-        return problems
-    return prepare_eval_problems(str(Path(problems["path"]) / "pool.jsonl"), problems["sha"], "problems", run_dir)
+        return run(eval_file_stage(jsonl), run_dir)
+    problems = run(problems_stage(cfg), run_dir)  # the loop's, cached
+    return problems if split == "test" else run(eval_pool_stage(problems), run_dir)

@@ -1,108 +1,86 @@
-"""The recipe: init -> (search -> learn -> evaluate) x rounds, cached and tracked."""
+"""The recipe: init -> (search -> label -> train PRM -> learn -> evaluate) x rounds, cached and tracked."""
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
-from omegaconf import OmegaConf
 from prefect import flow, get_run_logger
 
 from searchlearn import tracking
 from searchlearn.config import load_config
-from searchlearn.learn.launch import launch_settings
+from searchlearn.learn import LEARNERS
+from searchlearn.preflight import preflight
 from searchlearn.reporting import render_summary
-from tasks import (evaluate_policy, evaluate_reranking, evaluate_scaling, init_base_model, label_steps,
-                   learn_policy, prepare_problems, search_for_data, sft_on_demos, train_reward_model)
-from tasks.fanout import fanout
+from searchlearn.rundir import claim
+from searchlearn.search import ALGORITHMS
+from searchlearn.stages.common import active, section
+from searchlearn.stages.data import problems_stage
+from searchlearn.stages.evaluate import eval_stage, rerank_stage, scaling_stage
+from searchlearn.stages.learn import learn_stage
+from searchlearn.stages.policy import base_model_stage, sft_stage
+from searchlearn.stages.reward import reward_model_stage
+from tasks import fanout, label_steps, run, search_for_data
 
-
-def section(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True)
-
-
-def active(node, choice: str, families: tuple[str, ...]) -> dict:
-    """A config section with only the selected algorithm's subsection kept, so tuning
-    an algorithm that is not in use does not invalidate cached stages."""
-    d = section(node)
-    return {k: v for k, v in d.items() if k not in families or k == d[choice]}
-
-
-def eval_section(cfg) -> dict:
-    """eval settings without the scaling comparison, which is a stage of its own:
-    tuning it must not re-run the plain evaluation."""
-    return {k: v for k, v in section(cfg.eval).items() if k != "scaling"}
-
-
-SEARCH_FAMILIES = ("beam_search", "dvts", "mcts")
-SCALING_SEARCH_KEYS = ("temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps", "aggregation",
-                       *SEARCH_FAMILIES)
-
-
-def scaling_search(cfg) -> dict:
-    """The search settings the scaling comparison reads (sampling + every tree
-    algorithm's section), not the data-generation ones."""
-    return {k: v for k, v in section(cfg.search).items() if k in SCALING_SEARCH_KEYS}
-LEARN_FAMILIES = ("rft", "dpo", "grpo")
+# For bench/orchestration.py, which slices configs as the flow once did; the stages
+# own their slices now (stages.search.search_config, stages.learn.learn_config).
+__all__ = ["active", "search_and_learn"]
+SEARCH_FAMILIES = tuple(name for name in ALGORITHMS if name != "best_of_n")
+LEARN_FAMILIES = tuple(LEARNERS)
 
 
 @flow(name="search-and-learn")
 def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None = None) -> list[dict]:
     """Run an experiment variant from conf/experiment/ with `key=value` overrides."""
     cfg = load_config(experiment, overrides or [])
-    run_dir, seed = str(Path(cfg.run_dir).resolve()), cfg.seed
-    gen = section(cfg.generation)
-    search_cfg = active(cfg.search, "algorithm", SEARCH_FAMILIES)
-    learn_cfg = active(cfg.learn, "algorithm", LEARN_FAMILIES)
-    prm, eval_cfg = section(cfg.prm), eval_section(cfg)
-    launch = launch_settings(section(cfg.execution))  # training in this process, or under accelerate launch
-    mlflow_run = tracking.start_parent_run(cfg, run_name=_run_name(cfg))
-    try:
-        problems = prepare_problems(section(cfg.problems), cfg.init.num_demos, run_dir)
-        base = init_base_model(section(cfg.policy), problems, seed, run_dir)
-        policy = init = sft_on_demos(base, problems, section(cfg.init), seed, run_dir, launch)
-        history = [_record(0, evaluate_policy(policy, problems, eval_cfg, gen, seed, 0, run_dir))]
-        tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
-        reward_models, labels = {}, []
-        with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
-            for r in range(1, cfg.rounds + 1):
-                started = time.perf_counter()
-                scorer = reward_models.get(cfg.prm.kind)
-                data = search_for_data(fan, policy, problems, scorer, search_cfg, gen, seed, r, run_dir)
-                if cfg.prm.enabled:
-                    labels.append(label_steps(fan, policy, data, prm, gen, seed, r, run_dir))
-                    reward_models = retrain_reward_models(cfg, prm, policy, labels, reward_models, r, run_dir, launch)
-                start = init if cfg.learn.init_from == "init" else policy
-                policy = learn_policy(start, policy, data, learn_cfg, seed, r, run_dir,
-                                      scorer=shaping(cfg, reward_models), launch=launch)
-                scores = evaluate_policy(policy, problems, eval_cfg, gen, seed, r, run_dir)
-                rerank = (evaluate_reranking(policy, problems, reward_models, prm, eval_cfg, gen, seed, r,
-                                             run_dir) if reward_models else {})
-                scaling = (evaluate_scaling(policy, problems, reward_models.get(cfg.prm.kind),
-                                            section(cfg.eval.scaling), scaling_search(cfg), eval_cfg, gen, seed, r,
-                                            run_dir) if cfg.eval.scaling.enabled else {})
-                history.append(_record(r, data, policy, scores, rerank, scaling, *reward_models.values(),
-                                       *labels[-1:], seconds=time.perf_counter() - started, previous=history[-1]))
-                refs = {"search": data, **({"labels": labels[-1]} if labels else {}), "policy": policy,
-                        **reward_models, **({"rerank": rerank} if rerank else {}),
-                        **({"scaling": scaling} if scaling else {})}
-                tracking.log_round(mlflow_run, r, history[-1], refs)
-        _finish(mlflow_run, cfg, history, policy)
-    except BaseException:
-        tracking.finish(mlflow_run, status="FAILED")
-        raise
+    preflight(cfg)
+    with claim(cfg.run_dir) as run_dir, tracking.parent_run(cfg, run_name=_run_name(cfg)) as mlflow_run:
+        history = recipe(cfg, run_dir, mlflow_run)
+        _finish(mlflow_run, cfg, history)
     return history
 
 
-def retrain_reward_models(cfg, prm: dict, policy: dict, labels: list[dict], previous: dict, r: int,
-                          run_dir: str, launch: dict | None) -> dict:
+def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
+    stage = partial(run, run_dir=run_dir)
+    problems = stage(problems_stage(cfg))
+    base = stage(base_model_stage(cfg, problems))
+    policy = init = stage(sft_stage(cfg, base, problems))
+    history = [_record(0, stage(eval_stage(cfg, policy, problems, 0)))]
+    tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
+    reward_models, labels = {}, []
+    with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
+        for r in range(1, cfg.rounds + 1):
+            started = time.perf_counter()
+            scorer = reward_models.get(cfg.prm.kind)  # last round's: none in round 1
+            searched = search_for_data(fan, cfg, policy, problems, scorer, r, run_dir)
+            refs = {"search": searched}
+            if cfg.prm.enabled:
+                labels.append(label_steps(fan, cfg, policy, searched, r, run_dir))
+                reward_models = retrain_reward_models(cfg, policy, labels, reward_models, r, run_dir)
+                refs.update(labels=labels[-1], **reward_models)
+            start = init if cfg.learn.init_from == "init" else policy
+            policy = stage(learn_stage(cfg, start, policy, searched, shaping(cfg, reward_models), r))
+            refs["policy"] = policy
+            scores = stage(eval_stage(cfg, policy, problems, r))
+            if reward_models:
+                refs["rerank"] = stage(rerank_stage(cfg, policy, problems, reward_models, r))
+            if cfg.eval.scaling.enabled:
+                refs["scaling"] = stage(scaling_stage(cfg, policy, problems, reward_models.get(cfg.prm.kind), r))
+            history.append(_record(r, scores, *refs.values(), seconds=time.perf_counter() - started,
+                                   previous=history[-1]))
+            tracking.log_round(mlflow_run, r, history[-1], refs)
+    return history
+
+
+def retrain_reward_models(cfg, policy: dict, labels: list[dict], previous: dict, r: int, run_dir: str) -> dict:
     """The round's reward model(s), trained on every round's labels so far. Warm
     start from last round's model of the same kind, else from the policy."""
     kinds = [cfg.prm.kind] + (["orm"] if cfg.prm.train_orm and cfg.prm.kind != "orm" else [])
     models = {}
     for kind in kinds:
-        init = previous.get(kind) if cfg.prm.init_from == "previous" and kind in previous else policy
-        models[kind] = train_reward_model(init, labels, prm, kind, cfg.seed, r, run_dir, launch)
+        init = previous[kind] if cfg.prm.init_from == "previous" and kind in previous else policy
+        models[kind] = run(reward_model_stage(cfg, init, labels, kind, r), run_dir)
     return models
 
 
@@ -127,7 +105,7 @@ def _record(round_index: int, *refs: dict, seconds: float | None = None, previou
     return row
 
 
-def _finish(mlflow_run: dict, cfg, history: list[dict], policy: dict) -> None:
+def _finish(mlflow_run: dict, cfg, history: list[dict]) -> None:
     logger = get_run_logger()
     tracking.log_plots(mlflow_run, history)
     tracking.log_table(mlflow_run, history, "summary.json")
@@ -138,7 +116,6 @@ def _finish(mlflow_run: dict, cfg, history: list[dict], policy: dict) -> None:
         version = tracking.register_champion(mlflow_run, uri, name)
         logger.info("round %d policy (best eval.greedy_acc) logged as %s, registered as %s version %s @%s",
                     best, uri, name, version, tracking.CHAMPION)
-    tracking.finish(mlflow_run)
     logger.info("\n%s", render_summary(history, f"{cfg.name}: search-and-learn summary"))
 
 

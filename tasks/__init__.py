@@ -1,16 +1,13 @@
-"""Prefect tasks: thin, cached wrappers around searchlearn.stages.
+"""Prefect tasks: one generic cached task that runs a declared stage (stage.py),
+the fan-out of sharded stages over a task runner (fanout.py), and fetching a
+policy to evaluate (registry.py).
 
-They take and return paths, config sections as plain dicts, and artifact
-references (`{"path", "sha", **metrics}`), so Prefect can hash inputs for its
-cross-run cache. Models and tensors never cross a task boundary.
+Tasks take a stage declaration (config slices, seeds, upstream content hashes)
+and a run directory, and return an artifact reference `{"path", "sha", **metrics}`.
+Models and tensors never cross a task boundary.
 """
 
-from tasks.data import prepare_problems
-from tasks.evaluate import evaluate_policy, evaluate_scaling
-from tasks.learn import learn_policy
-from tasks.policy import init_base_model, sft_on_demos
-from tasks.reward import evaluate_reranking, label_steps, train_reward_model
-from tasks.search import search_for_data
+from tasks.fanout import fanout, label_steps, search_for_data
+from tasks.stage import run
 
-__all__ = ["evaluate_policy", "evaluate_reranking", "evaluate_scaling", "init_base_model", "label_steps", "learn_policy",
-           "prepare_problems", "search_for_data", "sft_on_demos", "train_reward_model"]
+__all__ = ["fanout", "label_steps", "run", "search_for_data"]

@@ -4,17 +4,23 @@ The flow's own tasks run in the flow's thread. Shard tasks are submitted to the
 runner chosen by the `execution:` config section: a thread pool (default), a Ray
 cluster through prefect-ray, or a Dask cluster through prefect-dask. The runner
 is opened once per flow run, so a local Ray instance starts once, not per stage.
+
+search_for_data and label_steps are the two sharded stages: shards, then a merge.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from searchlearn.sharding import plan_shards
+from searchlearn.stages.reward import label_shard_stage, labelled_count, merge_labels_stage
+from searchlearn.stages.search import merge_stage, shard_stage
+from searchlearn.stages.stage import Stage
+from tasks.stage import run, stage_task
 
 # A local Ray instance needs almost no object store here (tasks exchange small
 # dicts of paths); Ray's default of 30 % of RAM would not fit next to a model.
@@ -32,17 +38,16 @@ class Fanout:
     def plan(self, num_items: int) -> list[list[int]]:
         return plan_shards(num_items, self.block_size, self.shards)
 
-    def map(self, task, plan: list[list[int]], **params: Any) -> list[dict]:
-        """Run `task(**params, blocks=...)` once per shard; results in shard order.
+    def map(self, stages: list[Stage], run_dir: str) -> list[dict]:
+        """Run each shard's stage as a task; results in shard order.
 
         One shard on the thread runner runs inline: the flow thread then owns the
         generator engine, exactly as before scale-out existed (vLLM sets signal
         handlers that only the main thread may install)."""
-        common = {**params, "block_size": self.block_size}
-        if self.kind == "threads" and len(plan) == 1:
-            return [task(**common, blocks=plan[0])]
+        if self.kind == "threads" and len(stages) == 1:
+            return [run(stages[0], run_dir)]
         with self._options():
-            futures = [self.runner.submit(task, {**common, "blocks": blocks}) for blocks in plan]
+            futures = [self.runner.submit(stage_task(s), {"stage": s, "run_dir": run_dir}) for s in stages]
         return [f.result() for f in futures]
 
     def _options(self):
@@ -85,3 +90,18 @@ def fanout(exec_cfg: dict) -> Iterator[Fanout]:
     runner, options = make_task_runner(exec_cfg)
     with runner:
         yield Fanout(runner, exec_cfg["task_runner"], exec_cfg["shards"], exec_cfg["block_size"], options)
+
+
+def search_for_data(fan: Fanout, cfg, policy: dict, problems: dict, scorer: dict | None, round_index: int,
+                    run_dir: str) -> dict:
+    """Spend search compute on this round's training problems, shard by shard, then merge."""
+    shards = fan.map([shard_stage(cfg, policy, problems, scorer, round_index, fan.block_size, blocks)
+                      for blocks in fan.plan(cfg.search.problems_per_round)], run_dir)
+    return run(merge_stage(cfg, shards, problems, round_index), run_dir)
+
+
+def label_steps(fan: Fanout, cfg, policy: dict, search_data: dict, round_index: int, run_dir: str) -> dict:
+    """Monte-Carlo step labels (Math-Shepherd) for this round's searched solutions, shard by shard."""
+    shards = fan.map([label_shard_stage(cfg, policy, search_data, round_index, fan.block_size, blocks)
+                      for blocks in fan.plan(labelled_count(cfg, search_data))], run_dir)
+    return run(merge_labels_stage(shards, round_index), run_dir)

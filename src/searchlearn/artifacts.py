@@ -49,8 +49,11 @@ def write_jsonl(path: str | Path, rows) -> Path:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temp directory; on success it is marked complete and renamed to `path`.
 
-    An existing incomplete `path` (left by a crash) is replaced. On error the temp
-    directory is removed and `path` is left untouched.
+    An existing `path` (complete, when refreshing; or left incomplete by a crash) is
+    first renamed aside, then deleted: a reader sees the old directory or the new
+    one, never a mix. On error the temp directory is removed and `path` is left
+    untouched. Temp names start with "." and end in ".tmp" (see is_temp_name), so a
+    killed run's leftovers can be found and removed at the next start.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,12 +61,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         (tmp / COMPLETE_MARKER).write_text("ok\n")
+        old = None
         if path.exists():
-            shutil.rmtree(path)
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", suffix=".tmp", dir=path.parent))
+            os.replace(path, old)
         os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def is_temp_name(name: str) -> bool:
+    """A name atomic_write_text / atomic_dir use for work in progress."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def is_complete_dir(path: str | Path) -> bool:
@@ -100,9 +112,3 @@ def artifact_ref(path: str | Path, **meta: Any) -> dict:
     change exactly when content does) and small metadata such as metrics."""
     path = Path(path).resolve()
     return {"path": str(path), "sha": sha256_path(path), **meta}
-
-
-def stage_dir(run_dir: str | Path, stage: str, **key_material: Any) -> Path:
-    """Deterministic output directory of a stage for given inputs, so a stage that
-    already completed (even if orchestration state was lost) is found again."""
-    return Path(run_dir).resolve() / "artifacts" / stage / stable_hash(key_material)[:16]

@@ -80,7 +80,12 @@ def rerank_curve(
     outs = generator.generate([build_prompt(p.question) for p in problems],
                               SamplingParams(n=big, temperature=temperature, max_new_tokens=max_new_tokens))
     pools = [[make_candidate(p, o.text, o.num_tokens) for o in group] for p, group in zip(problems, outs)]
-    step_scores = {name: _score_pools(problems, pools, scorer) for name, (scorer, _) in scorers.items()}
+    # PRM-min and PRM-last aggregate the same step scores: score with each model once.
+    by_model: dict[int, list] = {}
+    for scorer, _ in scorers.values():
+        if id(scorer) not in by_model:
+            by_model[id(scorer)] = _score_pools(problems, pools, scorer)
+    step_scores = {name: by_model[id(scorer)] for name, (scorer, _) in scorers.items()}
     rng = random.Random(seed)
     table = []
     for n in ns:

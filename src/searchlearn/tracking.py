@@ -6,8 +6,9 @@ runners), and logs from returned values because cached stages skip their bodies.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from searchlearn.config.load import flatten, to_yaml
 
@@ -35,16 +36,48 @@ def experiment_id(client, name: str, artifact_root: Path) -> str:
     return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
 
 
+RUN_DIR_TAG = "searchlearn.run_dir"
+
+
+@contextmanager
+def parent_run(cfg, run_name: str, tags: dict | None = None) -> Iterator[dict]:
+    """The flow run's parent run, ended FINISHED when the block completes and FAILED
+    when it raises (KILLED on Ctrl-C). A process killed outright cannot end its run:
+    start_parent_run closes such runs the next time this run_dir starts."""
+    handle = start_parent_run(cfg, run_name, tags)
+    try:
+        yield handle
+    except BaseException as e:
+        finish(handle, status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
+    finish(handle)
+
+
 def start_parent_run(cfg, run_name: str, tags: dict | None = None) -> dict:
     """Create the parent run, log flattened params and the resolved YAML.
-    Returns a small handle dict (uri, run id, experiment id) safe to pass around."""
+    Returns a small handle dict (uri, run id, experiment id) safe to pass around.
+    Call it holding the run_dir's lock (rundir.claim): runs of this run_dir still
+    RUNNING then belong to dead processes, and are closed as KILLED."""
     uri = tracking_uri(cfg)
     client = _client(uri)
     exp = experiment_id(client, cfg.tracking.experiment_name, Path(cfg.run_dir) / "mlartifacts")
-    run = client.create_run(exp, run_name=run_name, tags={"searchlearn.experiment": cfg.name, **(tags or {})})
+    run_dir = str(Path(cfg.run_dir).resolve())
+    close_abandoned_runs(client, exp, run_dir)
+    run = client.create_run(exp, run_name=run_name, tags={"searchlearn.experiment": cfg.name, RUN_DIR_TAG: run_dir,
+                                                          **(tags or {})})
     _log_params(client, run.info.run_id, flatten(cfg))
     client.log_text(run.info.run_id, to_yaml(cfg), "config/resolved.yaml")
     return {"uri": uri, "run_id": run.info.run_id, "experiment_id": exp}
+
+
+def close_abandoned_runs(client, experiment: str, run_dir: str) -> list[str]:
+    """End the RUNNING parent runs of `run_dir` (and their RUNNING round runs) as KILLED."""
+    running = client.search_runs([experiment], "attributes.status = 'RUNNING'", max_results=1000)
+    parents = [r.info.run_id for r in running if r.data.tags.get(RUN_DIR_TAG) == run_dir]
+    for r in running:
+        if r.info.run_id in parents or r.data.tags.get("mlflow.parentRunId") in parents:
+            client.set_terminated(r.info.run_id, status="KILLED")
+    return parents
 
 
 def _log_params(client, run_id: str, params: dict) -> None:

@@ -147,7 +147,8 @@ def test_bf16_scores_stay_close_to_fp32(prm, data):
 
 def test_orm_trains_on_outcomes_and_scores_every_step_alike(tmp_path, tiny_dir, data):
     from searchlearn.reward import load_scorer
-    from searchlearn.reward.orm import outcome_rows, train_orm
+    from searchlearn.reward.orm import outcome_rows
+    from searchlearn.reward.prm_train import train_prm
     from searchlearn.search.base import Candidate, SearchResult
 
     results = [SearchResult(problem_id=r["problem_id"], question=r["question"], reference="0", best=0, tokens=0,
@@ -156,7 +157,7 @@ def test_orm_trains_on_outcomes_and_scores_every_step_alike(tmp_path, tiny_dir, 
                for r in data["train"]]
     rows = outcome_rows(results)
     assert rows[1]["labels"] == [0.0, 0.0, 0.0] and rows[1]["source"] == "outcome"
-    metrics = train_orm(tiny_dir, rows, {**TRAIN, "max_steps": 40}, tmp_path / "orm", seed=0)
+    metrics = train_prm(tiny_dir, rows, {**TRAIN, "max_steps": 40}, tmp_path / "orm", seed=0, target="orm")
     assert metrics["target"] == "orm" and metrics["data.labels"] == metrics["data.examples"]
     assert metrics["train.last_loss"] < metrics["train.first_loss"]
 

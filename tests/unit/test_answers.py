@@ -122,3 +122,68 @@ def test_is_correct_compares_values_not_strings():
     assert not is_correct("The answer is 12.", "1")
     assert not is_correct("The answer is 12.", "not a number")
     assert not is_correct(None, "12")
+
+
+# ---- exact decimals, expressions on the answer line, ASCII digits -------------------
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from searchlearn.answers import MAX_NUMBER_CHARS, canonical, extract_value  # noqa: E402
+
+ASCII_DIGITS = "0123456789"
+_decimal_texts = st.builds(
+    lambda sign, whole, frac: f"{sign}{whole}" + (f".{frac}" if frac else ""),
+    st.sampled_from(["", "-"]), st.integers(0, 10**15), st.text(ASCII_DIGITS, max_size=18))
+_fraction_texts = st.builds(lambda p, q: f"{p}/{q}", st.integers(-10**18, 10**18), st.integers(1, 10**18))
+# Words without anything str.isdigit() accepts (that excludes superscripts like "²" too).
+_words = st.text(st.characters(blacklist_categories=["Nd", "No", "Cs", "Zl", "Zp", "Cc"]), max_size=30)
+
+
+def test_small_decimals_are_graded_exactly_and_written_without_exponents():
+    assert is_correct("The answer is 0.00001.", "0.00001")
+    assert extract_answer("The answer is 0.00001.") == "0.00001"
+    assert normalize_reference("1/1024") == "0.0009765625"
+    assert canonical(Fraction(1, 3)) == "1/3" and canonical(Fraction(-5, 2)) == "-2.5"
+
+
+@settings(max_examples=500)
+@given(_decimal_texts)
+@example("0.00001")
+@example("-0.0000000000000000000000000001")
+def test_any_decimal_on_the_answer_line_grades_as_itself(text):
+    assert is_correct(f"The answer is {text}.", text)
+    answer = extract_answer(f"The answer is {text}.")
+    assert "e" not in answer.lower() and len(answer) <= MAX_NUMBER_CHARS
+    assert parse_number(answer) == parse_number(text)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_decimal_texts, _fraction_texts))
+def test_the_canonical_form_parses_back_to_the_same_value(text):
+    value = parse_number(text)
+    if value is not None:  # over-long inputs are refused, not mangled
+        assert parse_number(canonical(value)) == value
+        assert canonical(parse_number(canonical(value))) == canonical(value)
+
+
+@given(st.integers(0, 999), st.sampled_from(["-", "+", "*", "x", " - ", " + ", " = ", " or "]), st.integers(0, 999))
+@example(5, "-", 3)
+def test_an_expression_on_the_answer_line_is_refused_not_graded_by_one_number(a, op, b):
+    text = f"The answer is {a}{op}{b}."
+    assert extract_answer(text) is None
+    assert not is_correct(text, str(a)) and not is_correct(text, str(b))
+
+
+@given(st.characters(categories=["Nd"]).filter(lambda c: c not in ASCII_DIGITS))
+@example("٥")
+def test_only_ascii_digits_are_numbers(digit):
+    assert parse_number(digit) is None
+    assert extract_answer(f"The answer is {digit}.") is None
+    assert extract_answer(f"The answer is 5{digit}.") is None  # another digit on the line
+    assert not is_correct(f"The answer is {digit}.", "5")
+
+
+@given(st.integers(-10**9, 10**9), _words)
+def test_words_after_the_number_keep_its_value(n, words):
+    assert extract_value(f"The answer is {n} {words}".replace("\n", " ")) == n

@@ -115,3 +115,27 @@ def test_grpo_prm_shaping_needs_a_prm():
     with pytest.raises(ConfigError, match="learn.grpo.prm_weight"):
         load_config("tiny", ["learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"])
     assert load_config("tiny_prm", ["learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"]).learn.grpo.prm_weight == 0.5
+
+
+def test_every_numeric_setting_has_a_range():
+    from searchlearn.config.ranges import numeric_settings, rules_for
+
+    for name in available_experiments():
+        unchecked = {key for key, _ in numeric_settings(flatten(load_config(name))) if not rules_for(key)}
+        assert not unchecked, f"{name}: add a rule to config/ranges.py for {sorted(unchecked)}"
+
+
+def test_each_algorithm_says_whether_it_needs_a_reward_model():
+    rollouts = ["search.algorithm=mcts", "search.mcts.evaluation=rollout"]
+    with pytest.raises(ConfigError, match="prm.enabled=true"):  # rollouts valued by the scorer
+        load_config("tiny", rollouts)
+    assert load_config("tiny", [*rollouts, "search.mcts.use_verifier=true", "search.mcts.selection=majority"])
+    with pytest.raises(ConfigError, match="prm.enabled=true"):
+        load_config("tiny", ["search.selection=weighted"])
+
+
+def test_a_budget_too_small_for_the_search_is_named():
+    with pytest.raises(ConfigError, match=r"search\.n=2 is too small for beam_search"):
+        load_config("tiny_prm", ["search.n=2", "search.beam_search.expansions=4"])
+    with pytest.raises(ConfigError, match=r"search\.dvts: expansions must be >= 1|search\.dvts\.expansions"):
+        load_config("tiny_prm", ["search.algorithm=dvts", "search.dvts.expansions=0"])

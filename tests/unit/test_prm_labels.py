@@ -14,7 +14,6 @@ from searchlearn.problems.base import Problem
 from searchlearn.reward.labels import (
     estimate_step_labels,
     label_round,
-    sample_solutions_for_labelling,
     solutions_from_results,
 )
 from searchlearn.search.base import Candidate, SearchResult
@@ -137,15 +136,6 @@ def test_rejects_bad_arguments():
         estimate_step_labels([PROBLEM], [], gen, rollouts=1)
 
 
-def test_sample_solutions_one_call_with_per_problem_samples_and_dedupe():
-    texts = iter([join_steps(GOOD), join_steps(BAD), join_steps(GOOD), "\n"])
-    gen = ScriptedGenerator(lambda p, rng: next(texts))
-    sols, stats = sample_solutions_for_labelling([PROBLEM], gen, per_problem=4, sampling=SamplingParams())
-    assert gen.stats.calls == 1 and gen.stats.completions == 4
-    assert sols == [[GOOD, BAD]]  # the duplicate GOOD and the empty sample are dropped
-    assert stats["samples"] == 4 and stats["sample_tokens"] == gen.stats.tokens
-
-
 def _result(texts_correct: list[tuple[str, bool]]) -> SearchResult:
     cands = [Candidate(text=t, num_tokens=1, correct=c) for t, c in texts_correct]
     return SearchResult(problem_id="p1", question=PROBLEM.question, reference="10", candidates=cands, best=0, tokens=1)
@@ -167,16 +157,6 @@ def test_label_round_from_results_uses_one_generate_call():
     gen = cycling_generator()
     cfg = {"label_mode": "soft", "rollouts": 4, "solutions_per_problem": 4, "max_steps": 8,
            "temperature": 0.7, "max_new_tokens": 64}
-    rows, stats = label_round(gen, cfg, results=[res])
+    rows, stats = label_round(gen, cfg, [res])
     assert [r["labels"] for r in rows] == [[0.75, 1.0, 1.0], [0.25, 0.0, 0.0]]
-    assert gen.stats.calls == 1 and stats["sample_tokens"] == 0
-
-
-def test_label_round_samples_when_no_results():
-    responses = iter([join_steps(BAD)] + [RIGHT] * 8)
-    gen = ScriptedGenerator(lambda p, rng: next(responses))
-    cfg = {"label_mode": "hard", "rollouts": 4, "solutions_per_problem": 1, "max_steps": 8,
-           "temperature": 0.7, "max_new_tokens": 64}
-    rows, stats = label_round(gen, cfg, problems=[PROBLEM])
-    assert rows[0]["steps"] == BAD and rows[0]["labels"] == [1.0, 1.0, 0.0]
-    assert gen.stats.calls == 2 and stats["sample_tokens"] == count_tokens(join_steps(BAD))
+    assert gen.stats.calls == 1 and stats["tokens"] == gen.stats.tokens

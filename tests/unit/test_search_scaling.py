@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from search_fixtures import TableScorer, problem, scripted
-from searchlearn.search.scaling import methods, runnable_budget, scaling_curve, summary_metrics
+from searchlearn.search.base import SearchBudget
+from searchlearn.search.scaling import methods, scaling_curve, summary_metrics
 
 RIGHT = "Add 3 and 4 to get 7.\nThe answer is 7.\n"
 WRONG = "Add 3 and 4 to get 8.\nThe answer is 8.\n"
@@ -36,10 +37,11 @@ def test_a_scorer_turns_the_same_samples_into_a_right_pick_and_tokens_add_up():
 
 
 def test_budgets_too_small_for_a_tree_are_skipped_and_mcts_never_uses_the_verifier():
-    chosen = {m.label: m for m in methods(["beam_search", "dvts", "mcts"], SEARCH)}
-    assert not runnable_budget(chosen["beam_search"], 1) and runnable_budget(chosen["beam_search"], 2)
-    assert not runnable_budget(chosen["dvts"], 2) and runnable_budget(chosen["dvts"], 4)
-    assert chosen["mcts"].settings["use_verifier"] is False
+    chosen = {m.label: m.algorithm for m in methods(["beam_search", "dvts", "mcts"], SEARCH)}
+    fits = lambda name, n: chosen[name].fits(SearchBudget.from_config({**SEARCH, "n": n}))  # noqa: E731
+    assert not fits("beam_search", 1) and fits("beam_search", 2)
+    assert not fits("dvts", 2) and fits("dvts", 4)
+    assert chosen["mcts"].use_verifier is False and chosen["mcts"].needs_scorer
     gen = scripted({"": ["Add 3 and 4 to get 7.\n"], "Add 3 and 4 to get 7.\n": ["The answer is 7.\n"]})
     rows = scaling_curve([problem()], gen, TableScorer(SCORES), ["beam_search", "dvts"], [2, 4], SEARCH)
     assert [(r["method"], r["n"]) for r in rows] == [("beam_search", 2), ("beam_search", 4), ("dvts", 4)]

@@ -3,11 +3,9 @@ from searchlearn.config.load import (
     available_experiments,
     flatten,
     load_config,
-    subtree,
     to_yaml,
     validate,
 )
 from searchlearn.config.schema import ExperimentConfig
 
-__all__ = ["ConfigError", "ExperimentConfig", "available_experiments", "flatten", "load_config", "subtree",
-           "to_yaml", "validate"]
+__all__ = ["ConfigError", "ExperimentConfig", "available_experiments", "flatten", "load_config", "to_yaml", "validate"]

@@ -148,34 +148,17 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
     }
 
 
-_POSITIVE = ["search.n", "search.problems_per_round", "search.max_new_tokens", "search.max_step_tokens",
-             "search.max_steps", "eval.max_new_tokens", "generation.hf_batch_size",
-             "generation.tensor_parallel_size", "generation.max_model_len", "learn.rft.max_per_problem",
-             "execution.shards", "execution.block_size", "execution.train_processes"]
-_NON_NEGATIVE = ["rounds", "generation.kv_cache_gib", "init.num_demos", "eval.num_problems", "eval.k", "search.temperature",
-                 "eval.temperature", "problems.train_size", "problems.test_size",
-                 "execution.max_workers", "execution.ray_num_cpus", "execution.cpus_per_shard",
-                 "execution.gpus_per_shard"]
-
-
 def validate(cfg: DictConfig) -> None:
     for key, allowed in _choices().items():
         value = OmegaConf.select(cfg, key)
         options = allowed()
         if value not in options:
             raise ConfigError(f"{key}={value!r} is not one of: {', '.join(options)}")
-    for key in _POSITIVE:
-        if OmegaConf.select(cfg, key) <= 0:
-            raise ConfigError(f"{key} must be > 0, got {OmegaConf.select(cfg, key)}")
-    for key in _NON_NEGATIVE:
-        if OmegaConf.select(cfg, key) < 0:
-            raise ConfigError(f"{key} must be >= 0, got {OmegaConf.select(cfg, key)}")
-    if not 0 < cfg.generation.gpu_memory_utilization <= 1:
-        raise ConfigError("generation.gpu_memory_utilization must be in (0, 1]")
-    if (cfg.search.selection in ("weighted", "best") or cfg.search.algorithm != "best_of_n") and not cfg.prm.enabled:
-        if not (cfg.search.algorithm == "mcts" and cfg.search.mcts.evaluation == "rollout"):
-            raise ConfigError(f"search.algorithm={cfg.search.algorithm} / search.selection={cfg.search.selection} "
-                              "needs a reward model: set prm.enabled=true")
+    from searchlearn.config.ranges import range_errors
+
+    for error in range_errors(flatten(cfg)):
+        raise ConfigError(error)
+    _check_search(cfg)
     if cfg.learn.algorithm == "grpo" and cfg.learn.grpo.prm_weight > 0 and not cfg.prm.enabled:
         raise ConfigError("learn.grpo.prm_weight > 0 shapes the reward with the PRM: set prm.enabled=true "
                           "(or learn.grpo.prm_weight=0)")
@@ -183,16 +166,6 @@ def validate(cfg: DictConfig) -> None:
     accelerate_config = cfg.execution.accelerate_config
     if accelerate_config and not Path(accelerate_config).is_file():
         raise ConfigError(f"execution.accelerate_config: file not found: {accelerate_config!r}")
-    if any(n <= 0 for n in cfg.eval.scaling.budgets):
-        raise ConfigError("eval.scaling.budgets entries must be > 0")
-    from searchlearn.search.scaling import methods
-
-    try:
-        methods(list(cfg.eval.scaling.methods), {})
-    except ValueError as e:
-        raise ConfigError(f"eval.scaling.methods: {e}") from None
-    if any(n <= 0 for n in cfg.prm.rerank_n):
-        raise ConfigError("prm.rerank_n entries must be > 0")
     p = cfg.problems
     if p.source == "arithmetic" and not 1 <= p.min_steps <= p.max_steps <= 4:
         raise ConfigError("problems.min_steps/max_steps must satisfy 1 <= min_steps <= max_steps <= 4")
@@ -201,6 +174,28 @@ def validate(cfg: DictConfig) -> None:
             path = p[key]
             if not path or not Path(path).is_file():
                 raise ConfigError(f"problems.{key}: file not found: {path!r}")
+
+
+def _check_search(cfg: DictConfig) -> None:
+    """The search algorithm (and every scaling method) as the algorithms themselves
+    read their settings: valid, fitting the budget, and with a reward model if they need one."""
+    from searchlearn.search import ALGORITHMS, SearchBudget
+    from searchlearn.search.scaling import methods
+
+    name, search = cfg.search.algorithm, OmegaConf.to_container(cfg.search, resolve=True)
+    try:
+        algorithm = ALGORITHMS[name].from_config(search)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"search.{name}: {e}") from None
+    if not algorithm.fits(SearchBudget.from_config(search)):
+        raise ConfigError(f"search.n={search['n']} is too small for {name} with these settings (search.{name})")
+    if algorithm.needs_scorer and not cfg.prm.enabled:
+        raise ConfigError(f"search.algorithm={name} / search.selection={cfg.search.selection} "
+                          "needs a reward model: set prm.enabled=true")
+    try:
+        methods(list(cfg.eval.scaling.methods), search)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"eval.scaling.methods: {e}") from None
 
 
 _RUNNER_PACKAGES = {"ray": ("prefect_ray", "prefect-ray"), "dask": ("prefect_dask", "prefect-dask")}
@@ -236,10 +231,3 @@ def flatten(cfg: DictConfig) -> dict[str, object]:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return out
-
-
-def subtree(cfg: DictConfig, *keys: str) -> dict:
-    """Plain dicts of config sections, for passing to (and hashing in) tasks."""
-    return {k: OmegaConf.to_container(OmegaConf.select(cfg, k), resolve=True)
-            if isinstance(OmegaConf.select(cfg, k), DictConfig) else OmegaConf.select(cfg, k)
-            for k in keys}

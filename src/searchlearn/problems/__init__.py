@@ -1,3 +1,3 @@
-from searchlearn.problems.base import DatasetFormatError, Problem, ProblemSource, read_problems, write_problems
+from searchlearn.problems.base import DatasetFormatError, Problem, read_problems, write_problems
 
-__all__ = ["DatasetFormatError", "Problem", "ProblemSource", "read_problems", "write_problems"]
+__all__ = ["DatasetFormatError", "Problem", "read_problems", "write_problems"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,6 @@ class Problem:
         )
 
 
-class ProblemSource(Protocol):
-    """Something that yields disjoint train/test problem lists."""
-
-    def load(self, split: str) -> list[Problem]: ...
-
-
 class DatasetFormatError(ValueError):
     """A data file has a malformed row; the message names the file and line."""
 
@@ -64,14 +58,21 @@ def read_problems(path: str | Path) -> list[Problem]:
     return out
 
 
-def iter_jsonl(path: str | Path) -> Iterable[tuple[int, dict]]:
+# A row of a problem or search file is a few KB; a longer line is a broken or hostile
+# file, and reading it whole (50 MB on one line) stalled tokenizer training for minutes.
+MAX_LINE_CHARS = 1_000_000
+
+
+def iter_jsonl(path: str | Path, max_line_chars: int = MAX_LINE_CHARS) -> Iterable[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line, with clear errors. Lines
     starting with '#' are comments (a data file's header; no JSON value starts so)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+        for lineno, line in enumerate(iter(lambda: f.readline(max_line_chars + 1), ""), start=1):
+            if len(line) > max_line_chars:
+                raise DatasetFormatError(f"{path}:{lineno}: line longer than {max_line_chars:,} characters")
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:

@@ -12,6 +12,9 @@ from searchlearn.formatting import format_solution, is_answer_step
 from searchlearn.problems.base import DatasetFormatError, Problem, iter_jsonl
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: "48/2 = <<48/2=24>>24"
+# GSM8K rows are under 2 KB and MATH-style ones under 10 KB. A row far longer is a
+# broken file, and its text would become the tiny model's tokenizer corpus.
+MAX_ROW_CHARS = 64_000
 
 
 def convert_row(row: dict, default_id: str) -> Problem:
@@ -62,7 +65,7 @@ def load_jsonl(path: str | Path, limit: int = 0, split: str = "") -> list[Proble
     returned (0 = all), so a bad row fails the run before any heavy work."""
     prefix = f"gsm8k-{split or Path(path).stem}"
     problems = []
-    for index, (lineno, row) in enumerate(iter_jsonl(path)):
+    for index, (lineno, row) in enumerate(iter_jsonl(path, max_line_chars=MAX_ROW_CHARS)):
         try:
             problems.append(convert_row(row, f"{prefix}-{index:05d}"))
         except ValueError as e:

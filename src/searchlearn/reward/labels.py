@@ -4,10 +4,10 @@ A step's value is estimated by completing the solution prefix that ends with it
 `rollouts` times and verifying the final answers: soft label = fraction correct,
 hard label = 1 if any rollout is correct (Wang et al. 2024, "Math-Shepherd").
 
-Labelled-step rows (JSONL, one per solution) are shared with search exports
-(e.g. MCTS Q-values), so the reader accepts any `source`:
+Labelled-step rows (JSONL, one per solution) also carry ORM outcome labels
+(reward/orm.py), so the reader accepts any `source`:
     {"question": str, "steps": [str], "labels": [float in 0..1],
-     "problem_id": str, "source": "mc_soft" | "mc_hard" | "mcts" | ...}
+     "problem_id": str, "source": "mc_soft" | "mc_hard" | "outcome" | ...}
 """
 
 from __future__ import annotations
@@ -80,18 +80,6 @@ def read_labelled_steps(path: str | Path) -> list[dict]:
 
 
 # ---- which solutions to label ----------------------------------------------------
-
-
-def sample_solutions_for_labelling(
-    problems: Sequence[Problem], generator: Generator, per_problem: int, sampling: SamplingParams
-) -> tuple[list[list[list[str]]], dict]:
-    """Sample `per_problem` full solutions per problem in one generate call;
-    duplicates (same steps) are kept once. Returns (solutions, stats)."""
-    params = dataclasses.replace(sampling, n=per_problem)
-    outs = generator.generate([build_prompt(p.question) for p in problems], params)
-    solutions = [_dedupe([split_steps(c.text) for c in cs]) for cs in outs]
-    tokens = sum(c.num_tokens for cs in outs for c in cs)
-    return solutions, {"sample_tokens": tokens, "samples": sum(len(cs) for cs in outs)}
 
 
 def solutions_from_results(results: Iterable, per_problem: int) -> tuple[list[Problem], list[list[list[str]]]]:
@@ -213,22 +201,11 @@ def _plan_labels(problems: Sequence[Problem], solutions: Solutions, mode: str, m
     return rows, jobs, stats
 
 
-def label_round(generator: Generator, cfg: dict, problems: Sequence[Problem] | None = None,
-                results: Iterable | None = None) -> tuple[list[dict], dict]:
-    """One round of labelling from the `prm:` config section (plain dict).
-
-    Labels solutions taken from this round's search `results` when given (no
-    extra sampling), else samples `solutions_per_problem` fresh ones per problem.
-    """
+def label_round(generator: Generator, cfg: dict, results: Iterable) -> tuple[list[dict], dict]:
+    """One round of labelling from the `prm:` config section (plain dict): the
+    solutions this round's search produced (`results`), no extra sampling."""
     sampling = SamplingParams(temperature=cfg["temperature"], top_p=cfg.get("top_p", 1.0),
                               max_new_tokens=cfg["max_new_tokens"])
-    extra = {"sample_tokens": 0}
-    if results is not None:
-        problems, solutions = solutions_from_results(results, cfg["solutions_per_problem"])
-    elif problems is not None:
-        solutions, extra = sample_solutions_for_labelling(problems, generator, cfg["solutions_per_problem"], sampling)
-    else:
-        raise ValueError("label_round needs problems or search results")
-    rows, stats = estimate_step_labels(problems, solutions, generator, cfg["rollouts"], cfg["label_mode"],
-                                       cfg["max_steps"], sampling)
-    return rows, {**stats, **extra}
+    problems, solutions = solutions_from_results(results, cfg["solutions_per_problem"])
+    return estimate_step_labels(problems, solutions, generator, cfg["rollouts"], cfg["label_mode"],
+                                cfg["max_steps"], sampling)

@@ -10,8 +10,7 @@ lets the same rows train an outcome-supervised PRM if one ever wants that.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from searchlearn.formatting import split_steps
 from searchlearn.reward.prm import PRMScorer, fill_missing
@@ -51,10 +50,3 @@ def outcome_rows(results: Iterable, per_problem: int | None = None) -> list[dict
             rows.append({"question": res["question"], "steps": steps, "labels": [label] * len(steps),
                          "problem_id": str(res["problem_id"]), "source": ORM_SOURCE})
     return rows
-
-
-def train_orm(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, out_dir: str | Path,
-              seed: int = 0, eval_rows: Sequence[dict] | None = None) -> dict:
-    from searchlearn.reward.prm_train import train_prm
-
-    return train_prm(init_dir, rows, train_cfg, out_dir, seed=seed, eval_rows=eval_rows, target="orm")

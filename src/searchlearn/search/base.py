@@ -137,7 +137,19 @@ def node_path(tree: Sequence[dict], node_id: int) -> list[dict]:
 
 
 class SearchAlgorithm(Protocol):
+    """An algorithm knows its own config section and what it needs to run."""
+
     name: str
+    needs_scorer: bool  # whether search() needs a StepScorer with these settings
+
+    @classmethod
+    def from_config(cls, search_cfg: dict) -> "SearchAlgorithm":
+        """An instance from the `search:` config section (a plain dict)."""
+        ...
+
+    def fits(self, budget: "SearchBudget") -> bool:
+        """Whether these settings can run within `budget` (tree searches need room for one step)."""
+        ...
 
     def search(
         self,

@@ -230,6 +230,18 @@ class BeamSearch:
         self.aggregation = aggregation
         self.selection = selection
 
+    @classmethod
+    def from_config(cls, search_cfg: dict) -> "BeamSearch":
+        return cls(**(search_cfg.get(cls.name) or {}))
+
+    needs_scorer = True  # it ranks partial solutions
+
+    def fits(self, budget: SearchBudget) -> bool:
+        try:
+            return self.width(budget.n) >= 1
+        except ValueError:
+            return False
+
     def width(self, n: int) -> int:
         width = self.beam_width or n // self.expansions
         if width < 1 or width * self.expansions > n:

@@ -49,6 +49,18 @@ class BestOfN:
         self.selection = selection
         self.aggregation = aggregation
 
+    @classmethod
+    def from_config(cls, search_cfg: dict) -> "BestOfN":
+        """Best-of-N reads the top-level keys of the `search:` section."""
+        return cls(selection=search_cfg["selection"], aggregation=search_cfg["aggregation"])
+
+    @property
+    def needs_scorer(self) -> bool:
+        return self.selection in SCORED_SELECTIONS
+
+    def fits(self, budget: SearchBudget) -> bool:
+        return budget.n >= 1
+
     def search(
         self,
         problems: Sequence[Problem],
@@ -56,7 +68,7 @@ class BestOfN:
         scorer: StepScorer | None,
         budget: SearchBudget,
     ) -> list[SearchResult]:
-        if self.selection in SCORED_SELECTIONS and scorer is None:
+        if self.needs_scorer and scorer is None:
             raise ValueError(f"best_of_n selection {self.selection!r} needs a scorer (PRM or ORM)")
         params = SamplingParams(
             n=budget.n, temperature=budget.temperature, top_p=budget.top_p, max_new_tokens=budget.max_new_tokens

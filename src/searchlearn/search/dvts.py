@@ -33,6 +33,18 @@ class DVTS:
         self.aggregation = aggregation
         self.selection = selection
 
+    @classmethod
+    def from_config(cls, search_cfg: dict) -> "DVTS":
+        return cls(**(search_cfg.get(cls.name) or {}))
+
+    needs_scorer = True  # each subtree keeps its best-scored step
+
+    def fits(self, budget: SearchBudget) -> bool:
+        try:
+            return self.subtrees(budget.n) >= 1
+        except ValueError:
+            return False
+
     def subtrees(self, n: int) -> int:
         subtrees = n // self.expansions
         if subtrees < 1:

@@ -132,6 +132,18 @@ class MCTS:
         self.selection = selection
         self.max_simulations = max_simulations
 
+    @classmethod
+    def from_config(cls, search_cfg: dict) -> "MCTS":
+        return cls(**(search_cfg.get(cls.name) or {}))
+
+    @property
+    def needs_scorer(self) -> bool:
+        """Without a scorer MCTS can only value rollouts, by the verifier, and pick by count."""
+        return self.evaluation != "rollout" or not self.use_verifier or self.selection in SCORED_SELECTIONS
+
+    def fits(self, budget: SearchBudget) -> bool:
+        return self.worst_case(budget) <= budget.n * budget.max_new_tokens
+
     def check(self, scorer: StepScorer | None, budget: SearchBudget) -> None:
         if scorer is None and self.evaluation != "rollout":
             raise ValueError(f"mcts evaluation={self.evaluation!r} needs a scorer (PRM)")
@@ -139,7 +151,7 @@ class MCTS:
             raise ValueError("mcts without a scorer can only value rollouts with use_verifier=True")
         if scorer is None and self.selection in SCORED_SELECTIONS:
             raise ValueError(f"selection {self.selection!r} needs a scorer")
-        if self.worst_case(budget) > budget.n * budget.max_new_tokens:
+        if not self.fits(budget):
             raise ValueError(
                 f"one mcts simulation may spend {self.worst_case(budget)} tokens, more than the budget "
                 f"n * max_new_tokens = {budget.n * budget.max_new_tokens}: raise n or lower expansions"

@@ -17,44 +17,38 @@ from typing import Callable, Sequence
 from searchlearn.generation.base import Generator
 from searchlearn.problems.base import Problem
 from searchlearn.reward.base import StepScorer
-from searchlearn.search.base import SearchBudget
+from searchlearn.search import ALGORITHMS, BestOfN
+from searchlearn.search.base import SearchAlgorithm, SearchBudget
 
 
 @dataclass(frozen=True)
 class Method:
     label: str
-    algorithm: str
-    settings: dict
-    needs_scorer: bool
+    algorithm: SearchAlgorithm
+
+
+TREE_SEARCHES = ("beam_search", "dvts", "mcts")
 
 
 def methods(names: Sequence[str], search_cfg: dict) -> list[Method]:
-    """Methods by name: bon_majority, bon_weighted, beam_search, dvts, mcts."""
-    known = {
-        "bon_majority": Method("bon_majority", "best_of_n", {"selection": "majority"}, False),
-        "bon_weighted": Method("bon_weighted", "best_of_n",
-                               {"selection": "weighted", "aggregation": search_cfg.get("aggregation", "min")}, True),
-    }
-    for tree in ("beam_search", "dvts", "mcts"):
-        settings = dict(search_cfg.get(tree) or {})
-        if tree == "mcts":
-            settings["use_verifier"] = False
-        rollout_only = tree == "mcts" and settings.get("evaluation") == "rollout"
-        known[tree] = Method(tree, tree, settings, not rollout_only)
-    unknown = [n for n in names if n not in known]
+    """Methods by name: bon_majority, bon_weighted, beam_search, dvts, mcts. Each
+    algorithm reads its own settings from `search_cfg` (the `search:` section)."""
+    unknown = [n for n in names if n not in ("bon_majority", "bon_weighted", *TREE_SEARCHES)]
     if unknown:
-        raise ValueError(f"unknown scaling method(s) {unknown}; choose from {sorted(known)}")
-    return [known[n] for n in names]
-
-
-def runnable_budget(method: Method, n: int) -> bool:
-    """Tree searches need at least `expansions` samples per step (beam: one beam)."""
-    expansions = method.settings.get("expansions", 4)
-    if method.algorithm == "beam_search":
-        return n >= expansions * max(method.settings.get("beam_width") or 0, 1)
-    if method.algorithm == "dvts":
-        return n >= expansions
-    return True
+        raise ValueError(f"unknown scaling method(s) {unknown}; choose from "
+                         f"{sorted(('bon_majority', 'bon_weighted', *TREE_SEARCHES))}")
+    out = []
+    for name in names:
+        if name == "bon_majority":
+            algorithm = BestOfN(selection="majority")
+        elif name == "bon_weighted":
+            algorithm = BestOfN(selection="weighted", aggregation=search_cfg.get("aggregation", "min"))
+        elif name == "mcts":  # test-time search never sees the reference answer
+            algorithm = ALGORITHMS[name].from_config({name: {**search_cfg.get(name, {}), "use_verifier": False}})
+        else:
+            algorithm = ALGORITHMS[name].from_config(search_cfg)
+        out.append(Method(name, algorithm))
+    return out
 
 
 def scaling_curve(
@@ -65,20 +59,18 @@ def scaling_curve(
     """One row per (method, budget) that can run: accuracy, tokens per problem,
     seconds and tokens/s. Each cell reseeds (when `reseed` is given) so a cell's
     samples do not depend on which cells ran before it."""
-    from searchlearn.search import ALGORITHMS
-
     rows = []
     for i, method in enumerate(methods(names, search_cfg)):
-        if method.needs_scorer and scorer is None:
+        if method.algorithm.needs_scorer and scorer is None:
             continue
         for j, n in enumerate(budgets):
-            if not runnable_budget(method, n):
+            budget = SearchBudget.from_config(search_cfg, n)
+            if not method.algorithm.fits(budget):
                 continue
             if reseed is not None:
                 reseed(i * 1000 + j)
-            algorithm = ALGORITHMS[method.algorithm](**method.settings)
             before, gen_before, start = generator.stats.tokens, generator.stats.seconds, time.perf_counter()
-            results = algorithm.search(problems, generator, scorer, SearchBudget.from_config(search_cfg, n))
+            results = method.algorithm.search(problems, generator, scorer, budget)
             seconds = time.perf_counter() - start
             tokens, gen_seconds = generator.stats.tokens - before, generator.stats.seconds - gen_before
             rows.append({

@@ -1,14 +1,16 @@
-"""Shared plumbing for stages: produce-once output directories."""
+"""Shared plumbing for stages: produce-once output directories, config slices,
+the per-stage generator and scorer."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import socket
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from searchlearn.artifacts import artifact_ref, atomic_dir, atomic_write_json, is_complete_dir
 from searchlearn.sharding import block_seed
@@ -16,15 +18,30 @@ from searchlearn.sharding import block_seed
 log = logging.getLogger("searchlearn")
 STAGE_FILE = "stage.json"
 
+# Set by Stage.run for the duration of one stage. A context variable, not an
+# argument, so stage functions keep their path-in/path-out signatures for scripts.
+_REFRESH = contextvars.ContextVar("searchlearn_refresh", default=False)
+
+
+@contextmanager
+def refreshing(on: bool) -> Iterator[None]:
+    """Within this block, produce() rebuilds complete outputs instead of reusing them."""
+    token = _REFRESH.set(on)
+    try:
+        yield
+    finally:
+        _REFRESH.reset(token)
+
 
 def produce(out_dir: str | Path, build: Callable[[Path], dict]) -> dict:
-    """Run `build(tmp_dir) -> metrics` unless `out_dir` is already complete.
+    """Run `build(tmp_dir) -> metrics` unless `out_dir` is already complete (and no
+    refresh was asked for: then the new output replaces the old one atomically).
 
     The metrics are saved as stage.json inside the directory so a reused output
     returns exactly what the original run returned.
     """
     out_dir = Path(out_dir)
-    if is_complete_dir(out_dir):
+    if is_complete_dir(out_dir) and not _REFRESH.get():
         log.info("reusing completed stage output %s", out_dir)
         meta = read_stage_meta(out_dir)
     else:
@@ -37,6 +54,28 @@ def produce(out_dir: str | Path, build: Callable[[Path], dict]) -> dict:
 def read_stage_meta(out_dir: str | Path) -> dict:
     """The metrics a completed stage saved beside its outputs."""
     return json.loads((Path(out_dir) / STAGE_FILE).read_text())
+
+
+def section(node) -> dict:
+    """A config section as a plain dict: what stages take and what their keys hash."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def active(node, choice: str, families) -> dict:
+    """A config section with only the selected algorithm's subsection kept, so tuning
+    an algorithm that is not in use does not invalidate cached stages."""
+    d = section(node)
+    return {k: v for k, v in d.items() if k not in families or k == d[choice]}
+
+
+def training_launch(cfg) -> dict | None:
+    """How training stages run: in this process (None) or under accelerate launch.
+    Part of every training stage's key: N processes take N-times-larger steps."""
+    from searchlearn.learn.launch import launch_settings
+
+    return launch_settings(section(cfg.execution))
 
 
 STAGE_SEEDS = {"search": 1, "eval": 2, "labels": 3, "rerank": 4, "scaling": 5}

@@ -7,7 +7,30 @@ from pathlib import Path
 
 from searchlearn.problems.base import Problem, read_problems, split_ids_disjoint, write_problems
 from searchlearn.problems.sources import load_splits
-from searchlearn.stages.common import produce
+from searchlearn.stages.common import produce, section
+from searchlearn.stages.stage import Stage, path_of
+
+
+def problems_stage(cfg) -> Stage:
+    """prepare-problems: its slice is `problems:` and the demo count; a JSONL source's
+    files enter its key by content, so refilling a file in place is seen."""
+    problems = section(cfg.problems)
+    files = (problems["train_path"], problems["test_path"]) if problems["source"] == "gsm8k_jsonl" else ()
+    return Stage("prepare-problems", "problems", prepare_problems,
+                 {"problems_cfg": problems, "num_demos": cfg.init.num_demos}, files=files)
+
+
+def eval_file_stage(path: str) -> Stage:
+    """prepare-eval-problems for any GSM8K-format JSONL file (keyed by its content)."""
+    path = str(Path(path).resolve())
+    return Stage("prepare-eval-problems", "eval-problems", eval_problems, {"path": path, "fmt": "gsm8k"},
+                 files=(path,))
+
+
+def eval_pool_stage(problems: dict) -> Stage:
+    """prepare-eval-problems for the search pool of a prepare-problems output."""
+    return Stage("prepare-eval-problems", "eval-problems", eval_problems,
+                 {"path": path_of(problems, "pool.jsonl"), "fmt": "problems"})
 
 
 def prepare_problems(problems_cfg: dict, num_demos: int, out_dir: str | Path) -> dict:
@@ -27,6 +50,19 @@ def prepare_problems(problems_cfg: dict, num_demos: int, out_dir: str | Path) ->
         write_problems(tmp / "pool.jsonl", pool)
         write_problems(tmp / "test.jsonl", test)
         return {"demos": len(demos), "pool": len(pool), "test": len(test)}
+
+    return produce(out_dir, build)
+
+
+def eval_problems(path: str, fmt: str, out_dir: str | Path) -> dict:
+    """A problem file as the `test.jsonl` the evaluate stage reads. fmt: `problems` (the
+    project's JSONL, e.g. a split of prepare-problems) or `gsm8k` ({"question", "answer"})."""
+    from searchlearn.problems.gsm8k import load_jsonl
+
+    def build(tmp: Path) -> dict:
+        problems = load_jsonl(path, split="test") if fmt == "gsm8k" else read_problems(path)
+        write_problems(tmp / "test.jsonl", problems)
+        return {"test": len(problems)}
 
     return produce(out_dir, build)
 

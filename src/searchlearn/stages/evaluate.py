@@ -5,9 +5,51 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
+from searchlearn.search.scaling import TREE_SEARCHES
 from searchlearn.sharding import block_seed
-from searchlearn.stages.common import STAGE_SEEDS, load_scorer_ref, log, produce, stage_generator
+from searchlearn.stages.common import STAGE_SEEDS, load_scorer_ref, log, produce, section, stage_generator
 from searchlearn.stages.data import test_problems
+from searchlearn.stages.stage import Stage, path_of, ref_of
+
+# The search settings the scaling comparison reads: sampling, and every tree
+# algorithm's own section (it runs them all), not the data-generation ones.
+SCALING_SEARCH_KEYS = ("temperature", "top_p", "max_new_tokens", "max_step_tokens", "max_steps", "aggregation",
+                       *TREE_SEARCHES)
+
+
+def eval_config(cfg) -> dict:
+    """`eval:` without the scaling comparison, a stage of its own: tuning it must not
+    re-run the plain evaluation."""
+    return {k: v for k, v in section(cfg.eval).items() if k != "scaling"}
+
+
+def scaling_search(cfg) -> dict:
+    return {k: v for k, v in section(cfg.search).items() if k in SCALING_SEARCH_KEYS}
+
+
+def eval_stage(cfg, policy: dict, problems: dict, round_index: int) -> Stage:
+    """evaluate-policy: held-out greedy, maj@k, pass@k of one round's policy."""
+    return Stage("evaluate-policy", "eval", evaluate_policy,
+                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems), "eval_cfg": eval_config(cfg),
+                  "gen_cfg": section(cfg.generation), "seed": cfg.seed}, round=round_index)
+
+
+def rerank_stage(cfg, policy: dict, problems: dict, scorers: dict[str, dict], round_index: int) -> Stage:
+    """evaluate-reranking: best-of-N with every reward model trained this round."""
+    return Stage("evaluate-reranking", "rerank", evaluate_reranking,
+                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
+                  "scorer_refs": {kind: ref_of(ref) for kind, ref in scorers.items()}, "prm_cfg": section(cfg.prm),
+                  "eval_cfg": eval_config(cfg), "gen_cfg": section(cfg.generation), "seed": cfg.seed},
+                 round=round_index)
+
+
+def scaling_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_index: int) -> Stage:
+    """evaluate-scaling: every search method at every budget, accuracy vs tokens."""
+    return Stage("evaluate-scaling", "scaling", evaluate_scaling,
+                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems), "scorer_ref": ref_of(scorer),
+                  "scaling_cfg": section(cfg.eval.scaling), "search_cfg": scaling_search(cfg),
+                  "eval_cfg": eval_config(cfg), "gen_cfg": section(cfg.generation), "seed": cfg.seed},
+                 round=round_index)
 
 
 def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dict, seed: int,

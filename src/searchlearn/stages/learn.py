@@ -7,7 +7,22 @@ from pathlib import Path
 
 from searchlearn.learn import LEARNERS, LearnInputs
 from searchlearn.learn.launch import run_training
-from searchlearn.stages.common import load_scorer_ref, produce
+from searchlearn.stages.common import active, load_scorer_ref, produce, training_launch
+from searchlearn.stages.stage import Stage, path_of, ref_of
+
+
+def learn_config(cfg) -> dict:
+    """`learn:` with only the chosen learner's section: tuning another learner must not retrain."""
+    return active(cfg.learn, "algorithm", list(LEARNERS))
+
+
+def learn_stage(cfg, start: dict, policy: dict, search_data: dict, scorer: dict | None, round_index: int) -> Stage:
+    """learn-policy: the next policy from `start`, with the round's policy as reference
+    model and its search data; `scorer` shapes GRPO's reward (None: no shaping)."""
+    return Stage("learn-policy", "policy", learn_round,
+                 {"policy_dir": path_of(start, "model"), "reference_dir": path_of(policy, "model"),
+                  "search_dir": path_of(search_data), "learn_cfg": learn_config(cfg), "seed": cfg.seed,
+                  "scorer_ref": ref_of(scorer), "launch": training_launch(cfg)}, round=round_index)
 
 
 def learn_round(

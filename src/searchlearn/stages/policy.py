@@ -6,7 +6,25 @@ from pathlib import Path
 
 from searchlearn.formatting import build_prompt
 from searchlearn.problems.base import read_problems
-from searchlearn.stages.common import produce
+from searchlearn.stages.common import produce, section, training_launch
+from searchlearn.stages.stage import Stage, path_of
+
+
+def base_model_stage(cfg, problems: dict) -> Stage:
+    """init-base-model: `policy:` and the seed. Only the tiny model trains its tokenizer
+    on the demos; other sources ignore them, so a change of problems must not
+    re-convert or re-download a real model."""
+    policy = section(cfg.policy)
+    corpus = path_of(problems) if policy["source"] == "tiny" else None
+    return Stage("init-base-model", "base-model", materialize_policy,
+                 {"policy_cfg": policy, "data_dir": corpus, "seed": cfg.seed})
+
+
+def sft_stage(cfg, base: dict, problems: dict) -> Stage:
+    """sft-on-demos: `init:`, the seed and how training is launched."""
+    return Stage("sft-on-demos", "policy-init", sft_policy,
+                 {"base_dir": path_of(base), "data_dir": path_of(problems), "init_cfg": section(cfg.init),
+                  "seed": cfg.seed, "launch": training_launch(cfg)})
 
 
 def demo_examples(data_dir: str | Path) -> list[dict]:
@@ -14,12 +32,12 @@ def demo_examples(data_dir: str | Path) -> list[dict]:
     return [{"prompt": build_prompt(p.question), "completion": p.solution, "problem_id": p.id} for p in demos]
 
 
-def materialize_policy(policy_cfg: dict, data_dir: str, seed: int, out_dir: str | Path) -> dict:
+def materialize_policy(policy_cfg: dict, data_dir: str | None, seed: int, out_dir: str | Path) -> dict:
+    """`data_dir`: the problems whose demos train the tiny tokenizer (None: no corpus)."""
     from searchlearn.models.init import materialize_base
 
     def build(tmp: Path) -> dict:
-        # The tiny tokenizer is trained on the demos' text; other sources ignore it.
-        corpus = [e["prompt"] + e["completion"] for e in demo_examples(data_dir)]
+        corpus = [e["prompt"] + e["completion"] for e in demo_examples(data_dir)] if data_dir else None
         materialize_base(policy_cfg, str(tmp / "model"), corpus=corpus, seed=seed)
         return {"source": policy_cfg["source"]}
 

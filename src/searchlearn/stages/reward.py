@@ -7,12 +7,42 @@ from pathlib import Path
 
 from searchlearn.problems.base import iter_jsonl
 from searchlearn.sharding import block, check_covers
-from searchlearn.stages.common import produce, read_stage_meta, stage_generator, worker_id
+from searchlearn.stages.common import produce, read_stage_meta, section, stage_generator, training_launch, worker_id
+from searchlearn.stages.stage import Stage, path_of
 
 LABELS_FILE = "labelled_steps.jsonl"
 OUTCOME_FILE = "outcome_rows.jsonl"
 ADDITIVE_STATS = ("solutions", "truncated_solutions", "final_from_verifier", "witnessed_steps", "prefixes",
-                  "rollouts", "tokens", "generate_seconds", "sample_tokens")
+                  "rollouts", "tokens", "generate_seconds")
+
+
+def labelled_count(cfg, search_data: dict) -> int:
+    """How many of the round's searched problems get labelled (prm.problems_per_round, 0 = all)."""
+    count = search_data["search.problems"]
+    return min(count, cfg.prm.problems_per_round) if cfg.prm.problems_per_round else count
+
+
+def label_shard_stage(cfg, policy: dict, search_data: dict, round_index: int, block_size: int,
+                      blocks: list[int]) -> Stage:
+    """label-shard: Monte-Carlo step labels for some blocks of the round's searched problems."""
+    return Stage("label-shard", "labels-shards", label_shard,
+                 {"policy_dir": path_of(policy, "model"), "search_dir": path_of(search_data),
+                  "prm_cfg": section(cfg.prm), "gen_cfg": section(cfg.generation), "seed": cfg.seed,
+                  "round_index": round_index, "block_size": block_size, "blocks": blocks}, round=round_index)
+
+
+def merge_labels_stage(shards: list[dict], round_index: int) -> Stage:
+    """label-steps: the round's labelled steps, its shards' rows in problem order."""
+    return Stage("label-steps", "labels", merge_labels, {"shard_dirs": [path_of(s) for s in shards]},
+                 round=round_index)
+
+
+def reward_model_stage(cfg, init: dict, labels: list[dict], kind: str, round_index: int) -> Stage:
+    """train-reward-model: a PRM or ORM on every round's labels so far, warm-started from `init`."""
+    return Stage("train-reward-model", kind, train_reward_model,
+                 {"init_dir": path_of(init, "model"), "label_dirs": [path_of(ref) for ref in labels],
+                  "prm_cfg": section(cfg.prm), "seed": cfg.seed, "kind": kind, "launch": training_launch(cfg)},
+                 round=round_index)
 
 
 def labelled_results(search_dir: str, prm_cfg: dict) -> list[dict]:
@@ -38,7 +68,7 @@ def label_shard(policy_dir: str, search_dir: str, prm_cfg: dict, gen_cfg: dict, 
         if prm_cfg["kind"] == "prm":
             for b in blocks:
                 with stage_generator(policy_dir, gen_cfg, seed, "labels", round_index, b) as generator:
-                    block_rows, block_stats = label_round(generator, prm_cfg, results=block(results, b, block_size))
+                    block_rows, block_stats = label_round(generator, prm_cfg, block(results, b, block_size))
                 rows += block_rows
                 stats.append(block_stats)
         write_labelled_steps(tmp / LABELS_FILE, rows)

@@ -9,32 +9,49 @@ from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
 from searchlearn.problems.base import iter_jsonl, write_problems
-from searchlearn.search import ALGORITHMS, SearchBudget
+from searchlearn.search import ALGORITHMS, BestOfN, SearchBudget
 from searchlearn.search.base import SearchResult
 from searchlearn.sharding import block, check_covers
-from searchlearn.stages.common import load_scorer_ref, log, produce, read_stage_meta, stage_generator, worker_id
+from searchlearn.stages.common import (active, load_scorer_ref, log, produce, read_stage_meta, section,
+                                       stage_generator, worker_id)
 from searchlearn.stages.data import round_problems
+from searchlearn.stages.stage import Stage, path_of, ref_of
 
 
-def needs_scorer(search_cfg: dict) -> bool:
-    name = search_cfg["algorithm"]
-    if name == "best_of_n":
-        return search_cfg["selection"] in ("weighted", "best")
-    return not (name == "mcts" and search_cfg["mcts"]["evaluation"] == "rollout")
+def search_config(cfg) -> dict:
+    """`search:` with only the chosen algorithm's own section (search.<algorithm>):
+    tuning an algorithm that is not in use must not re-run searches."""
+    return active(cfg.search, "algorithm", [name for name in ALGORITHMS if name in cfg.search])
+
+
+def shard_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_index: int, block_size: int,
+                blocks: list[int]) -> Stage:
+    """search-shard: some blocks of this round's problems, searched with the policy
+    (and the scorer, if any)."""
+    return Stage("search-shard", "search-shards", search_shard,
+                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
+                  "search_cfg": search_config(cfg), "gen_cfg": section(cfg.generation), "scorer_ref": ref_of(scorer),
+                  "seed": cfg.seed, "round_index": round_index, "block_size": block_size, "blocks": blocks},
+                 round=round_index)
+
+
+def merge_stage(cfg, shards: list[dict], problems: dict, round_index: int) -> Stage:
+    """search-for-data: the round's search data, its shards' results in problem order."""
+    return Stage("search-for-data", "search", merge_search,
+                 {"shard_dirs": [path_of(s) for s in shards], "data_dir": path_of(problems),
+                  "search_cfg": search_config(cfg), "seed": cfg.seed, "round_index": round_index},
+                 round=round_index)
 
 
 def build_algorithm(search_cfg: dict, has_scorer: bool = True):
-    """Config -> algorithm instance. Best-of-N reads the top-level selection keys;
-    tree searches read their own section (search.<algorithm>). Before the first
-    reward model exists (round 1), a scorer-guided search falls back to best-of-N
-    with majority vote: there is nothing to guide it yet."""
-    name = search_cfg["algorithm"]
-    if needs_scorer(search_cfg) and not has_scorer:
-        log.info("no reward model yet: %s falls back to best_of_n (majority) this round", name)
-        return ALGORITHMS["best_of_n"](selection="majority")
-    if name == "best_of_n":
-        return ALGORITHMS[name](selection=search_cfg["selection"], aggregation=search_cfg.get("aggregation", "min"))
-    return ALGORITHMS[name](**(search_cfg.get(name) or {}))
+    """The configured algorithm (it reads its own settings). Before the first reward
+    model exists (round 1), a scorer-guided search falls back to best-of-N with
+    majority vote: there is nothing to guide it yet."""
+    algorithm = ALGORITHMS[search_cfg["algorithm"]].from_config(search_cfg)
+    if algorithm.needs_scorer and not has_scorer:
+        log.info("no reward model yet: %s falls back to best_of_n (majority) this round", algorithm.name)
+        return BestOfN(selection="majority")
+    return algorithm
 
 
 def search_problems(data_dir: str, search_cfg: dict, seed: int, round_index: int):

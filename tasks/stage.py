@@ -1,0 +1,44 @@
+"""The one Prefect task every stage runs in.
+
+A stage arrives declared (searchlearn.stages.stage.Stage): its key, which names its
+output directory, is also the cache key here, so Prefect's cache and the directory
+on disk always agree. The run directory joins the key because the cached result
+holds paths inside it. A cache hit skips the body; with --refresh-cache
+(PREFECT_TASKS_REFRESH_CACHE) the body runs and rebuilds the output in place.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.context import TaskRunContext
+from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
+
+from searchlearn.artifacts import stable_hash
+from searchlearn.stages.stage import Stage
+
+
+def stage_cache_key(context, parameters: dict) -> str:
+    return f"{parameters['stage'].key}-{stable_hash(str(parameters['run_dir']))[:12]}"
+
+
+@task(persist_result=True, cache_key_fn=stage_cache_key, retries=0)
+def run_stage(stage: Stage, run_dir: str) -> dict:
+    return stage.run(run_dir, refresh=_refreshing())
+
+
+def _refreshing() -> bool:
+    """Prefect's own refresh switch (per task, else the setting), read where it applies."""
+    task_run = TaskRunContext.get()
+    if task_run is not None and task_run.task.refresh_cache is not None:
+        return task_run.task.refresh_cache
+    return PREFECT_TASKS_REFRESH_CACHE.value()
+
+
+def stage_task(stage: Stage):
+    """The task, named for this stage (the name the UI and the run's states show)."""
+    return run_stage.with_options(name=stage.task)
+
+
+def run(stage: Stage, run_dir: str) -> dict:
+    """Run a stage as a task in the flow's thread; returns its artifact reference."""
+    return stage_task(stage)(stage, run_dir)

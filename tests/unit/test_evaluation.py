@@ -1,0 +1,95 @@
+"""Held-out metrics on hand-made samples: greedy accuracy, maj@k (ties go to the
+answer seen first), unbiased pass@k, and the best-of-N reranking curve. A scripted
+generator returns exactly the samples written here, in order."""
+
+from __future__ import annotations
+
+import random
+from math import comb
+
+import pytest
+
+from search_fixtures import TableScorer
+from searchlearn.evaluation import evaluate, pass_at_k, rerank_curve
+from searchlearn.formatting import build_prompt
+from searchlearn.generation.scripted import ScriptedGenerator
+from searchlearn.problems.base import Problem
+
+
+def answer(n: int, step: str = "x") -> str:
+    return f"{step} = {n}.\nThe answer is {n}.\n"
+
+
+NO_ANSWER = "I am not sure.\n"
+
+
+def queued(script: dict[str, list[str]]) -> ScriptedGenerator:
+    """Each question's completions, in the order the generator is asked for them."""
+    queues = {build_prompt(q): iter(texts) for q, texts in script.items()}
+    return ScriptedGenerator(lambda prompt, rng: next(queues[prompt]))
+
+
+@pytest.mark.parametrize("n, c, k, expected", [
+    (4, 1, 1, 0.25),  # one draw: c / n
+    (4, 2, 2, 1 - comb(2, 2) / comb(4, 2)),  # 5/6
+    (10, 3, 5, 1 - comb(7, 5) / comb(10, 5)),  # 1 - 21/252
+    (5, 0, 3, 0.0),
+    (3, 2, 2, 1.0),  # n - c < k: every draw of k holds a correct one
+])
+def test_unbiased_pass_at_k(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_greedy_maj_at_k_with_a_tie_and_pass_at_k():
+    problems = [Problem("a", "A?", "7"), Problem("b", "B?", "5"), Problem("c", "C?", "3"), Problem("d", "D?", "9")]
+    gen = queued({
+        # greedy first, then the k=4 samples
+        "A?": [answer(7), answer(7), answer(8), answer(8), answer(7)],  # 7 vs 8 tie: 7 was seen first
+        "B?": [answer(6), NO_ANSWER, answer(5), NO_ANSWER, NO_ANSWER],  # the only vote is 5
+        "C?": [NO_ANSWER, answer(4), answer(4), answer(2), answer(3)],  # 4 wins; one sample right
+        "D?": [answer(1)] * 5,  # never right
+    })
+    metrics, records = evaluate(problems, gen, k=4, temperature=0.8, max_new_tokens=32)
+    assert metrics["greedy_acc"] == 1 / 4
+    assert [r["maj_answer"] for r in records] == ["7", "5", "4", "1"]
+    assert metrics["maj_at_4"] == 2 / 4
+    assert [r["n_correct"] for r in records] == [2, 1, 1, 0]
+    assert metrics["pass_at_4"] == 3 / 4  # pass@k with n = k: any correct sample
+    assert metrics["pass_at_1_sampled"] == pytest.approx((2 / 4 + 1 / 4 + 1 / 4 + 0) / 4)
+    assert metrics["problems"] == 4 and metrics["tokens"] == gen.stats.tokens
+    assert gen.stats.calls == 2  # one greedy call, one sampled call
+
+
+def test_greedy_only_when_k_is_zero():
+    gen = queued({"A?": [answer(7)]})
+    metrics, _ = evaluate([Problem("a", "A?", "7")], gen, k=0, temperature=0.8, max_new_tokens=32)
+    assert metrics["greedy_acc"] == 1.0 and "maj_at_0" not in metrics and gen.stats.calls == 1
+
+
+def test_rerank_curve_by_hand():
+    problems = [Problem("p1", "P1?", "7"), Problem("p2", "P2?", "5")]
+    samples = {"P1?": [answer(8), answer(7), answer(7), answer(8)],
+               "P2?": [answer(5, "y"), answer(6, "y"), answer(6, "y"), answer(6, "y")]}
+    # The PRM scores right steps high on both problems, so it finds the right
+    # sample wherever the pool holds one; majority vote does not.
+    prm = TableScorer({"x = 7.": 0.9, "The answer is 7.": 0.9, "x = 8.": 0.1, "The answer is 8.": 0.1,
+                       "y = 5.": 0.9, "The answer is 5.": 0.9, "y = 6.": 0.1, "The answer is 6.": 0.1})
+    gen = queued(samples)
+    metrics, table = rerank_curve(problems, gen, {"prm_min": (prm, "min"), "prm_last": (prm, "last")}, [1, 2, 4],
+                                  temperature=1.0, max_new_tokens=32, seed=3)
+    by_n = {row["n"]: row for row in table}
+    # N=1: P1 [8] wrong, P2 [5] right.
+    assert (by_n[1]["majority"], by_n[1]["prm_min"]) == (0.5, 0.5)
+    # N=2: P1 [8, 7] ties, the first-seen 8 wins the vote (wrong), the PRM picks 7;
+    #      P2 [5, 6] ties, 5 wins the vote (right), the PRM picks 5.
+    assert (by_n[2]["majority"], by_n[2]["prm_min"], by_n[2]["prm_last"]) == (0.5, 1.0, 1.0)
+    # N=4: P1 [8, 7, 7, 8] ties again (8 first: wrong); P2 [5, 6, 6, 6]: 6 wins (wrong).
+    assert (by_n[4]["majority"], by_n[4]["prm_min"]) == (0.0, 1.0)
+    # Random picks come from one seeded stream, N by N, problem by problem.
+    rng, pools = random.Random(3), [[8, 7, 7, 8], [5, 6, 6, 6]]
+    expected = {n: sum(rng.choice(pool[:n]) == int(p.answer) for p, pool in zip(problems, pools)) / 2
+                for n in (1, 2, 4)}
+    assert {n: by_n[n]["random"] for n in (1, 2, 4)} == expected
+    assert metrics["prm_min.n2"] == 1.0 and metrics["majority.n4"] == 0.0
+    assert metrics["tokens"] == gen.stats.tokens and gen.stats.calls == 1  # the N=4 pool serves every N
+    assert prm.calls == [8]  # one batched scorer call over every candidate
