@@ -16,7 +16,8 @@ from searchlearn.reporting import render_summary
 from searchlearn.rundir import claim
 from searchlearn.search import ALGORITHMS
 from searchlearn.stages.common import active, section
-from searchlearn.stages.data import problems_stage
+from searchlearn.problems.sources import eval_set
+from searchlearn.stages.data import eval_file_stage, problems_stage
 from searchlearn.stages.evaluate import eval_stage, rerank_stage, scaling_stage
 from searchlearn.stages.learn import learn_stage
 from searchlearn.stages.policy import base_model_stage, sft_stage
@@ -46,7 +47,8 @@ def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
     problems = stage(problems_stage(cfg))
     base = stage(base_model_stage(cfg, problems))
     policy = init = stage(sft_stage(cfg, base, problems))
-    history = [_record(0, stage(eval_stage(cfg, policy, problems, 0)))]
+    extra_sets = {name: stage(eval_file_stage(path)) for name, path in map(eval_set, cfg.eval.extra_sets)}
+    history = [_record(0, *evaluate(cfg, policy, problems, extra_sets, 0, run_dir))]
     tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
     reward_models, labels = {}, []
     with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
@@ -62,15 +64,21 @@ def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
             start = init if cfg.learn.init_from == "init" else policy
             policy = stage(learn_stage(cfg, start, policy, searched, shaping(cfg, reward_models), r))
             refs["policy"] = policy
-            scores = stage(eval_stage(cfg, policy, problems, r))
+            scores = evaluate(cfg, policy, problems, extra_sets, r, run_dir)
             if reward_models:
                 refs["rerank"] = stage(rerank_stage(cfg, policy, problems, reward_models, r))
             if cfg.eval.scaling.enabled:
                 refs["scaling"] = stage(scaling_stage(cfg, policy, problems, reward_models.get(cfg.prm.kind), r))
-            history.append(_record(r, scores, *refs.values(), seconds=time.perf_counter() - started,
+            history.append(_record(r, *scores, *refs.values(), seconds=time.perf_counter() - started,
                                    previous=history[-1]))
             tracking.log_round(mlflow_run, r, history[-1], refs)
     return history
+
+
+def evaluate(cfg, policy: dict, problems: dict, extra_sets: dict[str, dict], r: int, run_dir: str) -> list[dict]:
+    """The round's policy on the held-out split, then on each extra eval set."""
+    return [run(eval_stage(cfg, policy, problems, r), run_dir),
+            *(run(eval_stage(cfg, policy, data, r, name), run_dir) for name, data in extra_sets.items())]
 
 
 def retrain_reward_models(cfg, policy: dict, labels: list[dict], previous: dict, r: int, run_dir: str) -> dict:
@@ -97,8 +105,8 @@ def _record(round_index: int, *refs: dict, seconds: float | None = None, previou
     row = {"round": round_index}
     for ref in refs:
         row.update({k: v for k, v in ref.items() if k not in ("path", "sha", "kind")})
-    spent = sum(row.get(k, 0) for k in ("search.tokens", "eval.tokens", "labels.tokens", "rerank.tokens",
-                                        "scaling.tokens"))
+    spent = sum(v for k, v in row.items() if k.endswith(".tokens") and k.split(".")[0] in
+                ("search", "eval", "labels", "rerank", "scaling"))
     row["tokens.cumulative"] = (previous or {}).get("tokens.cumulative", 0) + spent
     if seconds is not None:
         row["seconds"] = round(seconds, 1)

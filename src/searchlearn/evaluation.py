@@ -1,6 +1,9 @@
 """Held-out evaluation: greedy accuracy, maj@k, pass@k, tokens spent.
 
-Metric names spell @ as _at_ (maj_at_8) because MLflow rejects @ in metric names."""
+Every accuracy comes with its standard error over problems (`<metric>_se`, the
+sample standard deviation of the per-problem scores over sqrt(n)), so a
+difference can be read against its noise. Metric names spell @ as _at_ (maj_at_8)
+because MLflow rejects @ in metric names."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def evaluate(
         tokens += cand.num_tokens
         records.append({"id": p.id, "reference": p.answer, "greedy": cand.text, "greedy_answer": cand.answer,
                         "greedy_correct": cand.correct})
-    metrics = {"greedy_acc": _mean(r["greedy_correct"] for r in records)}
+    metrics = with_se("greedy_acc", [r["greedy_correct"] for r in records])
     if k > 0:
         params = SamplingParams(n=k, temperature=temperature, max_new_tokens=max_new_tokens)
         sampled = generator.generate(prompts, params)
@@ -46,9 +49,9 @@ def evaluate(
             vote = cands[select_majority(cands)]
             n_correct = sum(bool(c.correct) for c in cands)
             rec.update(maj_answer=vote.answer, maj_correct=bool(vote.correct), n_correct=n_correct)
-        metrics[f"maj_at_{k}"] = _mean(r["maj_correct"] for r in records)
-        metrics[f"pass_at_{k}"] = _mean(pass_at_k(k, r["n_correct"], k) for r in records)
-        metrics["pass_at_1_sampled"] = _mean(pass_at_k(k, r["n_correct"], 1) for r in records)
+        metrics.update(with_se(f"maj_at_{k}", [r["maj_correct"] for r in records]))
+        metrics.update(with_se(f"pass_at_{k}", [pass_at_k(k, r["n_correct"], k) for r in records]))
+        metrics.update(with_se("pass_at_1_sampled", [pass_at_k(k, r["n_correct"], 1) for r in records]))
     metrics.update(problems=len(problems), tokens=tokens, seconds=round(time.perf_counter() - start, 2))
     return metrics, records
 
@@ -56,6 +59,21 @@ def evaluate(
 def _mean(values) -> float:
     values = [float(v) for v in values]
     return sum(values) / len(values) if values else 0.0
+
+
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean of per-problem scores (0 for fewer than two)."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def with_se(name: str, values: Sequence[float]) -> dict:
+    """{name: mean, name_se: its standard error}."""
+    return {name: _mean(values), f"{name}_se": standard_error(values)}
 
 
 def rerank_curve(

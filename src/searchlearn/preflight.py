@@ -34,7 +34,12 @@ def preflight(cfg) -> None:
 
 def check_problems(cfg) -> None:
     """Data files parsed in full (bounded line length), with enough rows for the demos,
-    the search pool and the held-out problems asked for."""
+    the search pool and the held-out problems asked for; every extra eval set."""
+    from searchlearn.problems.sources import eval_set
+
+    for i, entry in enumerate(cfg.eval.extra_sets):
+        if not problem_file(f"eval.extra_sets[{i}]", eval_set(entry)[1]):
+            raise ConfigError(f"eval.extra_sets[{i}]: {entry} holds no problems")
     p = cfg.problems
     if p.source == "gsm8k_hub":
         return  # needs the hub: checked when the stage loads it

@@ -11,6 +11,7 @@ COLUMNS = [
     ("eval.greedy_acc", "greedy"),
     ("eval.maj_at_{k}", "maj@{k}"),
     ("eval.pass_at_{k}", "pass@{k}"),
+    ("eval.handwritten.greedy_acc", "hand-written"),
     ("search.solved", "search solved"),
     ("learn.rft.examples", "train ex."),
     ("learn.train.last_loss", "train loss"),
@@ -35,10 +36,18 @@ def summary_rows(history: Sequence[dict]) -> list[dict]:
         cells = {}
         for key, title in COLUMNS:
             key, title = key.format(k=k), title.format(k=k)
-            value = row.get(key)
-            cells[title] = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+            cells[title] = _cell(row.get(key), row.get(f"{key}_se"))
         out.append(cells)
     return out
+
+
+def _cell(value, se=None) -> str:
+    """A number as shown in the table; an accuracy with its standard error."""
+    if value is None:
+        return "-"
+    if se is not None:
+        return f"{value:.3f}±{se:.3f}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def summary_table(history: Sequence[dict], title: str = "search-and-learn summary"):

@@ -34,3 +34,21 @@ def mlflow_client(run_dir: Path):
     uri = f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
     return mlflow.MlflowClient(uri)
+
+
+def assert_learned(run_dir: Path, history: list[dict], rounds: int, loss_falls: bool = True) -> None:
+    """Learning happened in every round: its policy's weights differ from the previous
+    round's, and its training loss fell (a fitting loss: SFT/RFT, DPO; GRPO's policy
+    loss is no such curve). At learning rate 0, or with a warm-up over the only step,
+    both fail."""
+    from searchlearn.artifacts import sha256_file
+
+    def weights(name: str) -> str:
+        [path] = (Path(run_dir) / "artifacts" / name).glob("*/model/model.safetensors")
+        return sha256_file(path)
+
+    shas = [weights("policy-init")] + [weights(f"policy-r{r}") for r in range(1, rounds + 1)]
+    assert len(set(shas)) == len(shas), "a round left the policy's weights unchanged"
+    for row in history[1:]:
+        assert row["learn.train.steps"] >= 2, row
+        assert not loss_falls or row["learn.train.last_loss"] < row["learn.train.first_loss"], row

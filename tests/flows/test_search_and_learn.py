@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from flowkit import mlflow_client, run_flow, task_states
+from flowkit import assert_learned, mlflow_client, run_flow, task_states
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"prepare-problems", "init-base-model", "sft-on-demos", "evaluate-policy", "search-shard",
-          "search-for-data", "learn-policy"}
+STAGES = {"prepare-problems", "init-base-model", "sft-on-demos", "prepare-eval-problems", "evaluate-policy",
+          "evaluate-handwritten", "search-shard", "search-for-data", "learn-policy"}
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,9 @@ def test_first_run_executes_every_stage(first_run):
     for row in history:
         assert 0.0 <= row["eval.greedy_acc"] <= 1.0
         assert row["eval.tokens"] > 0
+        # The hand-written set is scored every round, whole, with its interval.
+        assert row["eval.handwritten.problems"] == 66 and "eval.handwritten.greedy_acc_se" in row
+    assert_learned(run_dir, history, 2)
     assert history[1]["search.tokens"] > 0
     assert history[2]["tokens.cumulative"] > history[1]["tokens.cumulative"] > history[0]["tokens.cumulative"]
 

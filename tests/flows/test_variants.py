@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flowkit import mlflow_client, run_flow, task_states
+from flowkit import assert_learned, mlflow_client, run_flow, task_states
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +40,8 @@ def test_prm_beam_search_with_reranking_and_the_scaling_comparison(prefect_serve
     assert scaled == {f"scaling.{m}.n{n}.acc" for m in ("bon_majority", "bon_weighted", "beam_search", "mcts")
                       for n in (2, 4)} | {"scaling.dvts.n4.acc"}  # DVTS needs n >= expansions (4)
     assert 0 < last["scaling.beam_search.n4.tokens"] and "scaling.mcts.n4.speed_vs_bon" in last
+    assert last["prm.train.last_loss"] < last["prm.train.first_loss"]
+    assert_learned(tmp_path, history, 2)
     _assert_round_artifacts(tmp_path, 2, {"scaling/table.json", "scaling/accuracy_vs_tokens.png",
                                           "rerank/table.json"})
 
@@ -48,6 +50,7 @@ def test_dpo_on_solution_and_step_pairs(prefect_server, tmp_path):
     history, _ = run_twice(tmp_path, "tiny", "rounds=1", "learn.algorithm=dpo")
     last = history[-1]
     assert last["learn.dpo.pairs"] == last["learn.dpo.pairs_solution"] + last["learn.dpo.pairs_step"]
+    assert_learned(tmp_path, history, 1)
 
 
 def test_grpo_shaped_by_the_rounds_prm(prefect_server, tmp_path):
@@ -57,6 +60,7 @@ def test_grpo_shaped_by_the_rounds_prm(prefect_server, tmp_path):
     assert last["learn.train.steps"] == 4
     assert "learn.grpo.reward_first" in last
     assert last["learn.grpo.prm_used"] == 1 and last["learn.grpo.reward_functions"] == 3
+    assert_learned(tmp_path, history, 1, loss_falls=False)
 
 
 def test_every_training_stage_under_accelerate_launch(prefect_server, tmp_path):

@@ -51,7 +51,6 @@ RULES: dict[str, Range] = {
     "*.train.batch_size": POSITIVE,
     "*.train.grad_accum": POSITIVE,
     "*.train.max_length": POSITIVE,
-    "*.train.logging_steps": POSITIVE,
     # problems
     "problems.train_size": NON_NEGATIVE,
     "problems.test_size": NON_NEGATIVE,

@@ -202,6 +202,7 @@ class EvalConfig:
     k: int = f(8, "Samples per problem for maj@k and pass@k (0 = greedy only).")
     temperature: float = f(0.8, "Sampling temperature for maj@k / pass@k.")
     max_new_tokens: int = f(160, "Max tokens per solution.")
+    extra_sets: list = f(["handwritten"], "Eval sets scored every round beside the held-out split, metrics eval.<name>.*: a bundled set (handwritten: 66 word problems written by hand in GSM8K format, never used for tuning) or a path to a GSM8K-format JSONL file (name: its stem).")
     scaling: ScalingConfig = sub(ScalingConfig, "Compute-matched comparison of search methods (test-time compute scaling curve).")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from searchlearn.problems.base import Problem
@@ -39,3 +40,14 @@ SOURCES: dict[str, Callable[[dict], tuple[list[Problem], list[Problem]]]] = {
 
 def load_splits(cfg: dict) -> tuple[list[Problem], list[Problem]]:
     return SOURCES[cfg["source"]](cfg)
+
+
+# Eval sets shipped with the package, by name (eval.extra_sets).
+BUNDLED_EVAL_SETS = {"handwritten": Path(__file__).parent / "data" / "handwritten.jsonl"}
+
+
+def eval_set(entry: str) -> tuple[str, str]:
+    """(name, path) of an `eval.extra_sets` entry: a bundled set or a JSONL path."""
+    if entry in BUNDLED_EVAL_SETS:
+        return entry, str(BUNDLED_EVAL_SETS[entry])
+    return Path(entry).stem, entry

@@ -27,11 +27,15 @@ def scaling_search(cfg) -> dict:
     return {k: v for k, v in section(cfg.search).items() if k in SCALING_SEARCH_KEYS}
 
 
-def eval_stage(cfg, policy: dict, problems: dict, round_index: int) -> Stage:
-    """evaluate-policy: held-out greedy, maj@k, pass@k of one round's policy."""
-    return Stage("evaluate-policy", "eval", evaluate_policy,
-                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems), "eval_cfg": eval_config(cfg),
-                  "gen_cfg": section(cfg.generation), "seed": cfg.seed}, round=round_index)
+def eval_stage(cfg, policy: dict, problems: dict, round_index: int, name: str = "") -> Stage:
+    """evaluate-policy: held-out greedy, maj@k, pass@k of one round's policy; with a
+    `name`, the same on that extra eval set (its metrics are eval.<name>.*)."""
+    task, out = (f"evaluate-{name}", f"eval-{name}") if name else ("evaluate-policy", "eval")
+    eval_cfg = {**eval_config(cfg), "num_problems": 0} if name else eval_config(cfg)  # an extra set: all of it
+    return Stage(task, out, evaluate_policy,
+                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems), "eval_cfg": eval_cfg,
+                  "gen_cfg": section(cfg.generation), "seed": cfg.seed, "prefix": f"eval.{name}." if name else "eval."},
+                 round=round_index)
 
 
 def rerank_stage(cfg, policy: dict, problems: dict, scorers: dict[str, dict], round_index: int) -> Stage:
@@ -53,7 +57,7 @@ def scaling_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_
 
 
 def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dict, seed: int,
-                    out_dir: str | Path) -> dict:
+                    out_dir: str | Path, prefix: str = "eval.") -> dict:
     from searchlearn.evaluation import evaluate
 
     def build(tmp: Path) -> dict:
@@ -64,7 +68,7 @@ def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dic
                 problems, generator, eval_cfg["k"], eval_cfg["temperature"], eval_cfg["max_new_tokens"]
             )
         write_jsonl(tmp / "records.jsonl", records)
-        return {f"eval.{k}": v for k, v in metrics.items()}
+        return {f"{prefix}{k}": v for k, v in metrics.items()}
 
     return produce(out_dir, build)
 
