@@ -297,9 +297,11 @@ def _progress_class():
 
 
 def quiet_progress(trainer) -> None:
-    """Swap the Trainer's progress bar for `StepProgress` (only where it shows one)."""
-    from transformers.trainer_callback import ProgressCallback
+    """Swap the Trainer's progress bar for `StepProgress` (only where it shows one);
+    without a bar the Trainer would print every step's log dict instead (PrinterCallback)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    trainer.pop_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(_progress_class()())
 
