@@ -53,6 +53,7 @@ class TrainConfig:
     grad_accum: int = f(1, "Gradient accumulation steps.")
     max_length: int = f(256, "Truncate training sequences to this many tokens.")
     precision: str = f("auto", "auto: bf16 autocast over fp32 weights where the hardware multiplies bf16 (a CUDA GPU with bf16, a CPU with avx512_bf16 or AMX), else fp32 | bf16 | fp32.")
+    group_by_length: bool = f(True, "Cut batches from examples of similar length (shuffled groups of 8 batches, batch order shuffled): little compute goes to padding.")
     token_metrics: bool = f(False, "SFT: also log TRL's per-step entropy and token accuracy (an extra pass over the vocabulary at every completion token).")
 
 

@@ -89,8 +89,8 @@ def _build_trainer(inputs: LearnInputs, dpo: dict, pairs: list[dict], work: str)
         drop_eos_unless_complete, fn_kwargs={"eos_id": tokenizer.eos_token_id}, desc="Dropping EOS of unfinished"
     )
     ds = trainer.train_dataset
-    trainer.lengths = [len(p) + max(len(c), len(r))
-                       for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])]
+    trainer.lengths = scaffold.lengths_if_grouped(
+        train, [len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])])
     return trainer, curve
 
 

@@ -219,6 +219,12 @@ class LengthGroupedSampler:
         self.epoch = epoch
 
 
+def lengths_if_grouped(train: dict, lengths: list[int]) -> list[int] | None:
+    """The example lengths for `grouped`'s sampler, or None (the Trainer's random
+    sampler) when `train.group_by_length` is off."""
+    return lengths if train["group_by_length"] else None
+
+
 @functools.cache
 def grouped(trainer_cls):
     """`trainer_cls` with length-grouped batches: set `lengths` (one per training

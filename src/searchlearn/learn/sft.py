@@ -68,7 +68,7 @@ def _build_trainer(model_dir: str, examples: list[dict], train_cfg: dict, work_d
     trainer.token_metrics = bool(train_cfg["token_metrics"])
     fields = ("log_probs", "entropy", "is_top1") if trainer.token_metrics else ("log_probs",)
     add_compact_lm_head(trainer.model, outputs=fields)
-    trainer.lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    trainer.lengths = scaffold.lengths_if_grouped(train_cfg, [len(ids) for ids in trainer.train_dataset["input_ids"]])
     return trainer, curve
 
 

@@ -180,7 +180,7 @@ def _build_trainer(model, tokenizer, examples: list[dict], cfg: dict, seed: int,
     curve = scaffold.loss_curve()
     trainer = _trainer_class()(model=model, args=args, train_dataset=examples, callbacks=[curve],
                                data_collator=partial(collate, pad_id=pad_token_id(tokenizer)))
-    trainer.lengths = [len(e["input_ids"]) for e in examples]
+    trainer.lengths = scaffold.lengths_if_grouped(cfg, [len(e["input_ids"]) for e in examples])
     return trainer, curve
 
 
