@@ -50,19 +50,20 @@ def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
     extra_sets = {name: stage(eval_file_stage(path)) for name, path in map(eval_set, cfg.eval.extra_sets)}
     history = [_record(0, *evaluate(cfg, policy, problems, extra_sets, 0, run_dir))]
     tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
-    reward_models, labels = {}, []
+    reward_models, labels, searches = {}, [], []
     with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
         for r in range(1, cfg.rounds + 1):
             started = time.perf_counter()
             scorer = reward_models.get(cfg.prm.kind)  # last round's: none in round 1
             searched = search_for_data(fan, cfg, policy, problems, scorer, r, run_dir)
+            searches.append(searched)
             refs = {"search": searched}
             if cfg.prm.enabled:
                 labels.append(label_steps(fan, cfg, policy, searched, r, run_dir))
                 reward_models = retrain_reward_models(cfg, policy, labels, reward_models, r, run_dir)
                 refs.update(labels=labels[-1], **reward_models)
             start = init if cfg.learn.init_from == "init" else policy
-            policy = stage(learn_stage(cfg, start, policy, searched, shaping(cfg, reward_models), r))
+            policy = stage(learn_stage(cfg, start, policy, searches, shaping(cfg, reward_models), r))
             refs["policy"] = policy
             scores = evaluate(cfg, policy, problems, extra_sets, r, run_dir)
             if reward_models:

@@ -100,3 +100,23 @@ def test_rft_learner_trains_on_verified_traces_only(tmp_path, tiny_model_dir, ti
     assert metrics["rft.examples"] == 4 and metrics["rft.problems_covered"] == 4
     assert metrics["train.steps"] == 2 and metrics["train.examples"] == 4
     assert is_complete_dir(inputs.out_dir)
+
+
+def test_rft_with_every_rounds_data_keeps_the_newest_traces_per_problem(tmp_path, tiny_model_dir, tiny_demos):
+    """learn.data=all: the learner reads earlier rounds' search data too; the per-problem
+    cap takes this round's traces first."""
+    def round_file(name: str, completions: dict[str, str]) -> str:
+        results = [SearchResult(problem_id=pid, question=f"Question {pid}?", reference=text.split()[-1].rstrip("."),
+                                candidates=[Candidate(text=text, num_tokens=5, correct=True)], best=0, tokens=5)
+                   for pid, text in completions.items()]
+        return str(write_jsonl(tmp_path / name, [r.to_dict() for r in results]))
+
+    old = round_file("r1.jsonl", {"p1": "1 + 1 = 2.\nThe answer is 2.\n", "p2": "2 + 2 = 4.\nThe answer is 4.\n"})
+    new = round_file("r2.jsonl", {"p1": "1 + 1 = 2.\nSo the answer is 2.\nThe answer is 2.\n"})
+    inputs = LearnInputs(policy_dir=tiny_model_dir, reference_dir=tiny_model_dir, search_path=new, problems_path="",
+                         out_dir=str(tmp_path / "policy"), seed=0, earlier_search_paths=(old,))
+    cfg = {"algorithm": "rft", "rft": {"max_per_problem": 1, "dedupe": True,
+                                       "train": fast_cfg(max_steps=1, batch_size=2)}}
+    metrics = RejectionSamplingFT().learn(inputs, cfg)
+    assert metrics["rft.examples"] == 2 and metrics["rft.problems_covered"] == 2
+    assert inputs.search_paths() == [new, old]

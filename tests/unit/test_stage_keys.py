@@ -43,7 +43,7 @@ def all_stages() -> dict:
         "label-shard": label_shard_stage(cfg, policy, data, 1, 32, [0]),
         "label-steps": merge_labels_stage([ref("label-shard")], 1),
         "train-reward-model": reward_model_stage(cfg, policy, [labels], "prm", 1),
-        "learn-policy": learn_stage(cfg, policy, policy, data, None, 1),
+        "learn-policy": learn_stage(cfg, policy, policy, [data], None, 1),
         "evaluate-policy": eval_stage(cfg, policy, problems, 1),
         "evaluate-reranking": rerank_stage(cfg, policy, problems, {"prm": prm}, 1),
         "evaluate-scaling": scaling_stage(cfg, policy, problems, prm, 1),

@@ -131,6 +131,7 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
         "search.selection": lambda: sorted(SELECTIONS),
         "learn.algorithm": lambda: sorted(LEARNERS),
         "learn.init_from": lambda: ["init", "previous"],
+        "learn.data": lambda: ["all", "round"],
         "learn.dpo.pairs": lambda: ["both", "solution", "step"],
         "search.aggregation": lambda: sorted(AGGREGATIONS),
         "search.beam_search.aggregation": lambda: sorted(AGGREGATIONS),

@@ -183,6 +183,7 @@ class GRPOConfig:
 class LearnConfig:
     algorithm: str = f("rft", "Policy learner: rft | dpo | grpo (see `searchlearn list`).")
     init_from: str = f("previous", "Each round starts from the previous round's policy (previous) or the SFT-initialised one (init, as in ReST-EM).")
+    data: str = f("round", "What the learner trains on: this round's search data (round) or every round's so far (all; RFT keeps max_per_problem traces per problem over all of them, newest first).")
     rft: RFTConfig = sub(RFTConfig, "Rejection-sampling fine-tuning.")
     dpo: DPOConfig = sub(DPOConfig, "Direct preference optimisation on search preferences.")
     grpo: GRPOConfig = sub(GRPOConfig, "Group-relative policy optimisation with verifiable rewards.")

@@ -14,6 +14,13 @@ class LearnInputs:
     problems_path: str  # this round's training problems (JSONL of Problem dicts)
     out_dir: str  # where the new checkpoint must be written (atomically)
     seed: int = 0
+    # Earlier rounds' search results, newest first, when learn.data=all (ReST-EM style
+    # growing data); empty: this round's data only.
+    earlier_search_paths: tuple[str, ...] = ()
+
+    def search_paths(self) -> list[str]:
+        """The search results a learner trains on: this round's, then earlier ones."""
+        return [self.search_path, *self.earlier_search_paths]
 
 
 class Learner(Protocol):

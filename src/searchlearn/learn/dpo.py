@@ -39,7 +39,7 @@ class DPOLearner:
     def learn(self, inputs: LearnInputs, cfg: dict) -> dict:
         start = time.perf_counter()
         dpo = with_defaults(cfg.get("dpo"), dpo_defaults())
-        results = [row for _, row in iter_jsonl(inputs.search_path)]
+        results = [row for path in inputs.search_paths() for _, row in iter_jsonl(path)]
         pairs, stats = build_pairs(results, dpo["pairs"], dpo["min_margin"], dpo["max_pairs_per_problem"],
                                    inputs.seed)
         metrics = {"dpo.pairs": len(pairs), **{f"dpo.{_stat_name(k)}": v for k, v in stats.items()}}

@@ -67,7 +67,8 @@ class RejectionSamplingFT:
 
         rft = cfg["rft"]
         examples = select_rft_examples(
-            read_search_results(inputs.search_path), rft["max_per_problem"], rft["dedupe"]
+            [r for path in inputs.search_paths() for r in read_search_results(path)], rft["max_per_problem"],
+            rft["dedupe"]
         )
         train_metrics = train_sft(inputs.policy_dir, examples, rft["train"], inputs.out_dir, seed=inputs.seed)
         return {

@@ -16,18 +16,22 @@ def learn_config(cfg) -> dict:
     return active(cfg.learn, "algorithm", list(LEARNERS))
 
 
-def learn_stage(cfg, start: dict, policy: dict, search_data: dict, scorer: dict | None, round_index: int) -> Stage:
+def learn_stage(cfg, start: dict, policy: dict, searched: list[dict], scorer: dict | None, round_index: int) -> Stage:
     """learn-policy: the next policy from `start`, with the round's policy as reference
-    model and its search data; `scorer` shapes GRPO's reward (None: no shaping)."""
+    model and the search data of every round so far (`searched`, oldest first), of
+    which it reads this round's, or all with learn.data=all; `scorer` shapes GRPO's
+    reward (None: no shaping)."""
+    earlier = searched[-2::-1] if cfg.learn.data == "all" else []
     return Stage("learn-policy", "policy", learn_round,
                  {"policy_dir": path_of(start, "model"), "reference_dir": path_of(policy, "model"),
-                  "search_dir": path_of(search_data), "learn_cfg": learn_config(cfg), "seed": cfg.seed,
-                  "scorer_ref": ref_of(scorer), "launch": training_launch(cfg)}, round=round_index)
+                  "search_dir": path_of(searched[-1]), "earlier_search_dirs": [path_of(s) for s in earlier],
+                  "learn_cfg": learn_config(cfg), "seed": cfg.seed, "scorer_ref": ref_of(scorer),
+                  "launch": training_launch(cfg)}, round=round_index)
 
 
 def learn_round(
     policy_dir: str, reference_dir: str, search_dir: str, learn_cfg: dict, seed: int, out_dir: str | Path,
-    scorer_ref: dict | None = None, launch: dict | None = None,
+    scorer_ref: dict | None = None, launch: dict | None = None, earlier_search_dirs: tuple[str, ...] = (),
 ) -> dict:
     """`scorer_ref`: the round's PRM, for GRPO reward shaping (learn.grpo.prm_weight).
     `launch`: accelerate launch settings (learn/launch.py); None trains in this process."""
@@ -39,6 +43,7 @@ def learn_round(
             problems_path=str(Path(search_dir) / "problems.jsonl"),
             out_dir=str(tmp / "model"),
             seed=seed,
+            earlier_search_paths=tuple(str(Path(d) / "results.jsonl") for d in earlier_search_dirs),
         )
         spec = {"inputs": asdict(inputs), "learn_cfg": learn_cfg, "scorer_ref": scorer_ref}
         metrics = run_training(learn_job, spec, launch)
