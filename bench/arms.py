@@ -41,6 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench-arms"))
     p.add_argument("--override", nargs="*", default=[], help="overrides for every arm (key=value)")
     p.add_argument("--arms", nargs="+", default=["loop", "reference"], choices=["loop", "reference"])
+    p.add_argument("--k", type=int, default=4, help="maj@k / pass@k of every arm's policies, sampled after the "
+                   "runs (the loop itself evaluates greedy only, to stay in its time budget); 0 skips")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "quickstart.json"))
     return p.parse_args(argv)
 
@@ -73,6 +75,29 @@ def task_seconds(flow_run_id) -> dict[str, list[float]]:
     return out
 
 
+def sampled_scores(experiment: str, run_dir: Path, overrides: list[str], k: int) -> list[dict]:
+    """maj@k and pass@k (held out and each extra eval set) of every policy the arm
+    wrote, round by round, through the same evaluate stages with eval.k=k."""
+    from searchlearn.artifacts import artifact_ref
+    from searchlearn.config import load_config
+    from searchlearn.problems.sources import eval_set
+    from searchlearn.stages.data import eval_file_stage, problems_stage
+    from searchlearn.stages.evaluate import eval_stage
+
+    cfg = load_config(experiment, [*overrides, f"run_dir={run_dir}", f"eval.k={k}"])
+    problems = problems_stage(cfg).run(run_dir)
+    extra = {name: eval_file_stage(path).run(run_dir) for name, path in map(eval_set, cfg.eval.extra_sets)}
+    out = []
+    for r, name in enumerate(["policy-init"] + [f"policy-r{i}" for i in range(1, cfg.rounds + 1)]):
+        [path] = (run_dir / "artifacts" / name).iterdir()
+        policy = artifact_ref(path)
+        row = dict(eval_stage(cfg, policy, problems, r).run(run_dir))
+        for set_name, data in extra.items():
+            row.update(eval_stage(cfg, policy, data, r, set_name).run(run_dir))
+        out.append({key: v for key, v in row.items() if "_at_" in key})
+    return out
+
+
 def interval(row: dict, key: str) -> list[float] | None:
     if key not in row or f"{key}_se" not in row:
         return None
@@ -82,8 +107,8 @@ def interval(row: dict, key: str) -> list[float] | None:
 
 def summarize(row: dict) -> dict:
     """One round of one arm, as the results file keeps it."""
-    k = next((int(key.rsplit("_", 1)[1]) for key in row if key.startswith("eval.maj_at_") and
-              not key.endswith("_se")), None)
+    k = max((int(key.rsplit("_", 1)[1]) for key in row if key.startswith("eval.maj_at_") and
+             not key.endswith("_se")), default=None)  # the post-hoc sampled k when both exist
     out = {"round": row["round"], "problems": row.get("eval.problems"),
            "greedy": row["eval.greedy_acc"], "greedy_ci": interval(row, "eval.greedy_acc"),
            "greedy_handwritten": row.get("eval.handwritten.greedy_acc"),
@@ -121,11 +146,17 @@ def per_round_seconds(seconds: dict[str, list[float]], rounds: int) -> list[dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from flows.server import prefect_api
+
+    prefect_api()  # a Prefect server tied to this process (as `searchlearn run` starts one), unless one is set
     root = Path(args.run_dir).resolve()
     result: dict = {"experiment": args.experiment, "overrides": args.override,
                     "when": time.strftime("%Y-%m-%d %H:%M"), "cpus": len(os.sched_getaffinity(0))}
     if "loop" in args.arms:
         history, seconds, wall = run_arm(args.experiment, root / "loop", args.override)
+        if args.k:
+            for row, extra in zip(history, sampled_scores(args.experiment, root / "loop", args.override, args.k)):
+                row.update(extra)
         stages = per_round_seconds(seconds, len(history) - 1)
         rows = [{**summarize(h), "stage_seconds": s} for h, s in zip(history, stages)]
         result.update(loop=rows, init=rows[0], loop_wall_s=round(wall, 1))
@@ -136,6 +167,8 @@ def main(argv=None) -> int:
         overrides = [*args.override, "rounds=0", f"init.num_demos={args.reference_demos}",
                      f"init.train.epochs={args.reference_epochs}"]
         history, seconds, wall = run_arm(args.experiment, root / "reference", overrides)
+        if args.k:
+            history[0].update(sampled_scores(args.experiment, root / "reference", overrides, args.k)[0])
         result.update(reference={**summarize(history[0]), "stage_seconds": per_round_seconds(seconds, 0)[0],
                                  "demos": args.reference_demos, "epochs": args.reference_epochs},
                       reference_wall_s=round(wall, 1))
