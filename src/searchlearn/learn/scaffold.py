@@ -236,7 +236,11 @@ def grouped(trainer_cls):
         def _get_train_sampler(self, train_dataset=None):
             if self.lengths is None:
                 return super()._get_train_sampler(train_dataset)
-            return LengthGroupedSampler(self.lengths, self.args.per_device_train_batch_size, self.args.seed)
+            # Group by the global batch: accelerate deals each process consecutive
+            # per-device batches of this order, so N processes see the examples of one
+            # process with N times the batch, step for step.
+            batch = self.args.per_device_train_batch_size * max(1, self.args.world_size)
+            return LengthGroupedSampler(self.lengths, batch, self.args.seed)
 
     Grouped.__name__ = Grouped.__qualname__ = f"Grouped{trainer_cls.__name__}"
     return Grouped
