@@ -240,7 +240,7 @@ def tiny_loop(stack, tmp_path_factory):
 
 
 def test_the_tiny_loop_runs_and_registers_the_best_round_as_champion(tiny_loop):
-    from searchlearn import tracking
+    from searchlearn import registry
     from searchlearn.artifacts import sha256_path
 
     client, uri = mlflow_client(tiny_loop)
@@ -254,7 +254,7 @@ def test_the_tiny_loop_runs_and_registers_the_best_round_as_champion(tiny_loop):
     champion = client.get_model_version_by_alias("searchlearn-policy", "champion")
     assert champion.run_id == parent.info.run_id
     best = max(rounds, key=lambda i: (rounds[i].data.metrics["eval.greedy_acc"], i))
-    fetched = tracking.download_policy(uri, f"models:/searchlearn-policy/{champion.version}",
+    fetched = registry.download_policy(uri, f"models:/searchlearn-policy/{champion.version}",
                                        tiny_loop / "check" / "model")
     assert sha256_path(fetched) == sha256_path(Path(rounds[best].data.tags["ref.policy"]) / "model")
 
