@@ -101,13 +101,15 @@ def prefect_server():
 
 @pytest.fixture(scope="session")
 def finished_tiny_run(prefect_server, tmp_path_factory):
-    """(run_dir, final state) of one `tiny` loop, as `searchlearn run tiny` runs it, left
-    alone afterwards: what a user finds in the MLflow and Prefect UIs (tests/flows/
-    test_story.py reads it through the stores, tests/ui/ through a browser)."""
+    """(run_dir, final state, history) of one `tiny` loop, as `searchlearn run tiny` runs
+    it, left alone afterwards: what a user finds in the MLflow and Prefect UIs (tests/
+    flows/test_story.py reads it through the stores, tests/ui/ through a browser). The
+    history is read here, while no event loop runs (Playwright's would make
+    `state.result()` a coroutine)."""
     from flows.search_and_learn import search_and_learn
 
     run_dir = tmp_path_factory.mktemp("tiny-story")
     flow = search_and_learn.with_options(result_storage=run_dir / "prefect-results")
     state = flow(experiment="tiny", overrides=[f"run_dir={run_dir}"], return_state=True)
     assert state.is_completed(), state
-    return run_dir, state
+    return run_dir, state, state.result()

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def story(finished_tiny_run):
-    run_dir, state = finished_tiny_run
+    run_dir, state, history = finished_tiny_run
     client = mlflow_client(run_dir)
     exp = client.get_experiment_by_name("searchlearn")
     runs = client.search_runs([exp.experiment_id])
@@ -25,7 +25,7 @@ def story(finished_tiny_run):
     rounds = {int(r.data.tags["searchlearn.round"]): r for r in runs
               if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     return SimpleNamespace(run_dir=run_dir, state=state, client=client, exp=exp, parent=parent, rounds=rounds,
-                           history=state.result(), **_prefect_records(state.state_details.flow_run_id))
+                           history=history, **_prefect_records(state.state_details.flow_run_id))
 
 
 def _prefect_records(flow_run_id) -> dict:
