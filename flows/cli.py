@@ -43,6 +43,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse(argv: list[str] | None):
+    """Overrides may also follow options (`eval M --split train eval.k=8`), which argparse
+    alone leaves unparsed once the positional list has been filled."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and not [e for e in extra if e.startswith("-") or "=" not in e]:
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--experiment", default="quickstart",
                    help="variant or YAML whose run_dir and MLflow store to use (default: quickstart)")
@@ -50,7 +62,7 @@ def _store_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         return _dispatch(args)
     except (ConfigError, UsageError) as e:

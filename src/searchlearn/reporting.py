@@ -7,19 +7,20 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
-# (history key, column title) in display order; missing keys show as "-".
+# (history key, column title, number format) in display order; missing keys show as "-".
+# Counts have a format of their own: read back from MLflow, every metric is a float.
 COLUMNS = [
-    ("round", "round"),
-    ("eval.greedy_acc", "greedy"),
-    ("eval.maj_at_{k}", "maj@{k}"),
-    ("eval.pass_at_{k}", "pass@{k}"),
-    ("eval.handwritten.greedy_acc", "hand-written"),
-    ("search.solved", "search solved"),
-    ("learn.rft.examples", "train ex."),
-    ("learn.train.last_loss", "train loss"),
-    ("prm.eval_auc", "PRM AUC"),
-    ("tokens.cumulative", "tokens (cum.)"),
-    ("seconds", "wall s (this run)"),
+    ("round", "round", ".0f"),
+    ("eval.greedy_acc", "greedy", ".3f"),
+    ("eval.maj_at_{k}", "maj@{k}", ".3f"),
+    ("eval.pass_at_{k}", "pass@{k}", ".3f"),
+    ("eval.handwritten.greedy_acc", "hand-written", ".3f"),
+    ("search.solved", "search solved", ".3f"),
+    ("learn.rft.examples", "train ex.", ".0f"),
+    ("learn.train.last_loss", "train loss", ".3f"),
+    ("prm.eval_auc", "PRM AUC", ".3f"),
+    ("tokens.cumulative", "tokens (cum.)", ".0f"),
+    ("seconds", "wall s (this run)", ".1f"),
 ]
 
 
@@ -36,22 +37,20 @@ def summary_rows(history: Sequence[dict]) -> list[dict]:
     out = []
     for row in history:
         cells = {}
-        for key, title in COLUMNS:
+        for key, title, fmt in COLUMNS:
             key, title = key.format(k=k), title.format(k=k)
-            cells[title] = _cell(row.get(key), row.get(f"{key}_se"))
+            cells[title] = _cell(row.get(key), row.get(f"{key}_se"), fmt)
         out.append(cells)
     return out
 
 
-def _cell(value, se=None) -> str:
+def _cell(value, se=None, fmt: str = ".3f") -> str:
     """A number as shown in the table; an accuracy with its standard error."""
     if value is None:
         return "-"
     if se is not None:
-        return f"{value:.3f}±{se:.3f}"
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 2:
-        return str(int(value))  # a count read back from MLflow, where every metric is a float
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+        return f"{value:{fmt}}±{se:{fmt}}"
+    return f"{value:{fmt}}" if isinstance(value, (int, float)) else str(value)
 
 
 def summary_table(history: Sequence[dict], title: str = "search-and-learn summary"):

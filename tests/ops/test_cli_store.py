@@ -58,3 +58,28 @@ def test_no_store_at_all_is_one_line_and_exit_code_2(tmp_path, capsys, argv):
     err = capsys.readouterr().err
     assert "no MLflow store at" in err and err.count("\n") == 1
     assert not (tmp_path / "mlflow.db").exists()  # reading never creates a store
+
+
+def test_overrides_may_follow_options_and_a_yaml_path_goes_to_experiment_file():
+    from flows.cli import _experiment_params, _parse
+
+    args = _parse(["eval", "models:/p@champion", "--split", "train", "eval.k=8", "--experiment", "tiny"])
+    assert (args.model, args.split, args.overrides, args.experiment) == ("models:/p@champion", "train",
+                                                                         ["eval.k=8"], "tiny")
+    with pytest.raises(SystemExit):
+        _parse(["runs", "stray"])
+    assert _experiment_params("tiny") == {"experiment": "tiny"}
+    assert _experiment_params("my/exp.yaml") == {"experiment_file": "my/exp.yaml"}
+
+
+def test_the_run_forms_offer_the_shipped_variants():
+    import typing
+
+    from flows.params import ExperimentName, experiment_source
+    from searchlearn.config import ConfigError, available_experiments
+
+    assert list(typing.get_args(ExperimentName)) == available_experiments()
+    assert experiment_source("tiny", None) == "tiny"
+    assert experiment_source("tiny", "mine.yaml") == "mine.yaml"
+    with pytest.raises(ConfigError, match="experiment_file must be a .yaml file"):
+        experiment_source("tiny", "mine.txt")
