@@ -137,3 +137,35 @@ def test_flows_reject_a_bad_override_or_missing_jsonl():
         generate_data.fn(experiment="tiny", overrides=["search.nn=3"])
     with pytest.raises(ConfigError, match="jsonl: file not found"):
         evaluate_model.fn(model="x", experiment="tiny", jsonl="/no/such.jsonl")
+
+
+def test_the_crowned_champion_carries_its_own_rounds_metrics_tags_and_description(tmp_path):
+    """Round 1 wins here, so step 0's metrics (what MLflow links by default) would be wrong."""
+    import mlflow
+
+    from searchlearn.champion import best_round
+
+    cfg = load_config("tiny", [f"run_dir={tmp_path}"])
+    handle = tracking.start_parent_run(cfg, run_name="crown-test")
+    history = [{"round": r, "eval.greedy_acc": acc, "eval.greedy_acc_se": 0.05, "eval.maj_at_2": acc / 2,
+                "eval.maj_at_2_se": 0.04, "eval.pass_at_2": acc + 0.1, "eval.pass_at_2_se": 0.06, "eval.problems": 24}
+               for r, acc in enumerate((0.125, 0.25, 0.2))]
+    for row in history:
+        tracking.log_round(handle, tracking.start_round_run(handle, row["round"]), row["round"], row, {})
+    best = best_round(history)
+    assert best == 1
+    text = registry.crown_champion(handle, cfg, history, best, str(_checkpoint(tmp_path / "r1" / "model", "r1")),
+                                   "crown-test")
+    client = tracking.mlflow_client(handle["uri"])
+    version = client.get_model_version_by_alias("searchlearn-policy", registry.CHAMPION)
+    model = mlflow.get_logged_model(version.source.removeprefix("models:/"))
+    assert {(m.key, m.step, m.value) for m in model.metrics} == {(k, 1, float(v)) for k, v in history[1].items()}
+    assert model.tags["searchlearn.round"] == version.tags["searchlearn.round"] == "1"
+    assert model.tags["searchlearn.greedy_acc"] == "0.250 ± 0.098"
+    assert (version.tags["searchlearn.search_algorithm"], version.tags["searchlearn.learn_algorithm"]) == \
+        ("best_of_n", "rft")
+    assert version.tags["searchlearn.parent_run_id"] == handle["run_id"]
+    assert version.description.startswith("**Round 1** policy of experiment `tiny`")
+    assert "r0 0.125, r1 0.250, r2 0.200" in version.description
+    assert f"version {version.version} (`@champion`)" in text
+    tracking.finish(handle)
