@@ -53,8 +53,12 @@ bench: setup
 ui:
 	@$(BIN)/searchlearn ui
 
+# MLflow 3 opens experiments in its GenAI view (a traces dashboard); the URL below asks
+# for the machine-learning view, where runs, charts and models are. RUN_DIR=runs/tiny for tiny.
+RUN_DIR ?= runs
 mlflow-ui: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath runs)/mlflow.db --port 5000
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(RUN_DIR))/mlflow.db --host 127.0.0.1 --port 5000
 
 prefect-server: setup
 	$(BIN)/prefect server start

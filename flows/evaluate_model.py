@@ -8,6 +8,8 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows import links
+from flows.params import ExperimentName, experiment_source
 from searchlearn import tracking
 from searchlearn.config import load_config
 from searchlearn.preflight import preflight, problem_file
@@ -19,8 +21,9 @@ from tasks.registry import fetch_policy
 
 
 @flow(name="evaluate-model")
-def evaluate_model(model: str, experiment: str = "quickstart", split: Literal["test", "train"] = "test",
-                   jsonl: str | None = None, overrides: list[str] | None = None) -> dict:
+def evaluate_model(model: str, experiment: ExperimentName = "quickstart", split: Literal["test", "train"] = "test",
+                   jsonl: str | None = None, overrides: list[str] | None = None,
+                   experiment_file: str | None = None) -> dict:
     """Evaluate a policy with the experiment's eval settings; log the metrics to its MLflow experiment.
 
     Args:
@@ -30,18 +33,23 @@ def evaluate_model(model: str, experiment: str = "quickstart", split: Literal["t
         split: `test` (held out) or `train` (the search pool) of the experiment's problems.
         jsonl: A GSM8K-format JSONL file ({"question", "answer": "... #### N"}) to use instead of `split`.
         overrides: `key=value` config overrides, e.g. `eval.k=8`.
+        experiment_file: Path to your own experiment YAML, used instead of `experiment`.
     """
-    cfg = load_config(experiment, overrides or [])
+    source, overrides = experiment_source(experiment, experiment_file), list(overrides or [])
+    cfg = load_config(source, overrides)
     preflight(cfg)
     if jsonl:
         problem_file("jsonl", jsonl)
-    tags = {"searchlearn.flow": "evaluate-model", "searchlearn.model": model, "searchlearn.split": jsonl or split}
+    command = links.cli_command("eval", model, "--experiment", source,
+                                *(["--jsonl", jsonl] if jsonl else ["--split", split]), *overrides)
+    tags = {"searchlearn.flow": "evaluate-model", "searchlearn.model": model, "searchlearn.split": jsonl or split,
+            **links.flow_run_tags(command, overrides)}
     with claim(cfg.run_dir) as run_dir, \
             tracking.parent_run(cfg, run_name=f"{cfg.name}-eval-{flow_run.name}", tags=tags) as handle:
         policy = fetch_policy(model, handle["uri"], run_dir)
         problems = _eval_problems(cfg, split, jsonl, run_dir)
         scores = run(eval_stage(cfg, policy, problems, 0), run_dir)
-        tracking.log_metrics(handle, scores)
+        tracking.log_evaluation(handle, scores, problems)
     get_run_logger().info("%s on %s: greedy_acc=%.3f", model, jsonl or split, scores["eval.greedy_acc"])
     return scores
 

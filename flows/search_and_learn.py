@@ -8,11 +8,14 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from searchlearn import tracking
+from flows import links
+from flows.params import ExperimentName, experiment_source
+from searchlearn import registry, tracking
+from searchlearn.champion import best_round
 from searchlearn.config import load_config
 from searchlearn.learn import LEARNERS
 from searchlearn.preflight import preflight
-from searchlearn.reporting import render_summary
+from searchlearn.reporting import render_summary, run_report
 from searchlearn.rundir import claim
 from searchlearn.search import ALGORITHMS
 from searchlearn.stages.common import active, section
@@ -32,11 +35,23 @@ LEARN_FAMILIES = tuple(LEARNERS)
 
 
 @flow(name="search-and-learn")
-def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None = None) -> list[dict]:
-    """Run an experiment variant from conf/experiment/ with `key=value` overrides."""
-    cfg = load_config(experiment, overrides or [])
+def search_and_learn(experiment: ExperimentName = "quickstart", overrides: list[str] | None = None,
+                     experiment_file: str | None = None) -> list[dict]:
+    """The search-and-learn loop: init, then (search -> label -> train PRM -> learn -> evaluate) x rounds.
+
+    Args:
+        experiment: A shipped variant from conf/experiment/ (ignored when experiment_file is set).
+        overrides: `key=value` config overrides, applied last, e.g. `rounds=2`, `search.n=16`,
+            `learn.algorithm=dpo`, `prm.enabled=true` (see `searchlearn config <variant>`).
+        experiment_file: Path to your own experiment YAML, run instead of `experiment`; it may start
+            from a variant with `inherit: <name>`. Relative paths start at the project root.
+    """
+    source, overrides = experiment_source(experiment, experiment_file), list(overrides or [])
+    cfg = load_config(source, overrides)
     preflight(cfg)
-    with claim(cfg.run_dir) as run_dir, tracking.parent_run(cfg, run_name=_run_name(cfg)) as mlflow_run:
+    tags = links.flow_run_tags(links.cli_command("run", source, *overrides), overrides)
+    with claim(cfg.run_dir) as run_dir, \
+            tracking.parent_run(cfg, run_name=_run_name(cfg), tags=tags) as mlflow_run:
         history = recipe(cfg, run_dir, mlflow_run)
         _finish(mlflow_run, cfg, history)
     return history
@@ -44,16 +59,19 @@ def search_and_learn(experiment: str = "quickstart", overrides: list[str] | None
 
 def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
     stage = partial(run, run_dir=run_dir)
+    round_run = tracking.start_round_run(mlflow_run, 0)  # round 0, the initial policy, includes its making
     problems = stage(problems_stage(cfg))
     base = stage(base_model_stage(cfg, problems))
     policy = init = stage(sft_stage(cfg, base, problems))
-    extra_sets = {name: stage(eval_file_stage(path)) for name, path in map(eval_set, cfg.eval.extra_sets)}
-    history = [_record(0, *evaluate(cfg, policy, problems, extra_sets, 0, run_dir))]
-    tracking.log_round(mlflow_run, 0, history[-1], {"policy": policy})
+    eval_sets = {"eval": problems, **{f"eval.{name}": stage(eval_file_stage(path))
+                                      for name, path in map(eval_set, cfg.eval.extra_sets)}}
+    scores = evaluate(cfg, policy, eval_sets, 0, run_dir)
+    history = [_record(0, *scores.values())]
+    tracking.log_round(mlflow_run, round_run, 0, history[-1], {"policy": policy, **scores}, eval_sets)
     reward_models, labels, searches = {}, [], []
     with fanout(section(cfg.execution)) as fan:  # search and labelling fan out over problem shards
         for r in range(1, cfg.rounds + 1):
-            started = time.perf_counter()
+            started, round_run = time.perf_counter(), tracking.start_round_run(mlflow_run, r)
             scorer = reward_models.get(cfg.prm.kind)  # last round's: none in round 1
             searched = search_for_data(fan, cfg, policy, problems, scorer, r, run_dir)
             searches.append(searched)
@@ -65,21 +83,22 @@ def recipe(cfg, run_dir: str, mlflow_run: dict) -> list[dict]:
             start = init if cfg.learn.init_from == "init" else policy
             policy = stage(learn_stage(cfg, start, policy, searches, shaping(cfg, reward_models), r))
             refs["policy"] = policy
-            scores = evaluate(cfg, policy, problems, extra_sets, r, run_dir)
+            scores = evaluate(cfg, policy, eval_sets, r, run_dir)
             if reward_models:
                 refs["rerank"] = stage(rerank_stage(cfg, policy, problems, reward_models, r))
             if cfg.eval.scaling.enabled:
                 refs["scaling"] = stage(scaling_stage(cfg, policy, problems, reward_models.get(cfg.prm.kind), r))
-            history.append(_record(r, *scores, *refs.values(), seconds=time.perf_counter() - started,
+            history.append(_record(r, *scores.values(), *refs.values(), seconds=time.perf_counter() - started,
                                    previous=history[-1]))
-            tracking.log_round(mlflow_run, r, history[-1], refs)
+            tracking.log_round(mlflow_run, round_run, r, history[-1], {**refs, **scores}, eval_sets)
     return history
 
 
-def evaluate(cfg, policy: dict, problems: dict, extra_sets: dict[str, dict], r: int, run_dir: str) -> list[dict]:
-    """The round's policy on the held-out split, then on each extra eval set."""
-    return [run(eval_stage(cfg, policy, problems, r), run_dir),
-            *(run(eval_stage(cfg, policy, data, r, name), run_dir) for name, data in extra_sets.items())]
+def evaluate(cfg, policy: dict, eval_sets: dict[str, dict], r: int, run_dir: str) -> dict[str, dict]:
+    """The round's policy on each eval set: `eval` (the held-out split), then each
+    extra set `eval.<name>` (its metrics are eval.<name>.*)."""
+    return {name: run(eval_stage(cfg, policy, data, r, name.partition(".")[2]), run_dir)
+            for name, data in eval_sets.items()}
 
 
 def retrain_reward_models(cfg, policy: dict, labels: list[dict], previous: dict, r: int, run_dir: str) -> dict:
@@ -115,22 +134,30 @@ def _record(round_index: int, *refs: dict, seconds: float | None = None, previou
 
 
 def _finish(mlflow_run: dict, cfg, history: list[dict]) -> None:
-    logger = get_run_logger()
-    tracking.log_plots(mlflow_run, history)
+    """The run's story: plots, the summary table, the champion, and a report in both UIs."""
+    best = best_round(history)
+    plots = tracking.log_plots(mlflow_run, history, champion=best)
     tracking.log_table(mlflow_run, history, "summary.json")
-    if cfg.tracking.log_final_model:
-        best = _best_round(history)
-        uri = tracking.log_final_model(mlflow_run, str(Path(tracking.round_policy(mlflow_run, best)) / "model"))
-        name = tracking.registered_model_name(cfg)
-        version = tracking.register_champion(mlflow_run, uri, name)
-        logger.info("round %d policy (best eval.greedy_acc) logged as %s, registered as %s version %s @%s",
-                    best, uri, name, version, tracking.CHAMPION)
-    logger.info("\n%s", render_summary(history, f"{cfg.name}: search-and-learn summary"))
+    champion = _crown(mlflow_run, cfg, history, best) if cfg.tracking.log_final_model else ""
+    _report(mlflow_run, cfg, history, champion, plots)
 
 
-def _best_round(history: list[dict]) -> int:
-    """The round whose policy becomes the champion: best eval.greedy_acc, ties -> later round."""
-    return max(history, key=lambda row: (row["eval.greedy_acc"], row["round"]))["round"]
+def _crown(mlflow_run: dict, cfg, history: list[dict], best: int) -> str:
+    """Log and register the best round's policy as the champion; its report section."""
+    policy = Path(registry.round_policy(mlflow_run, best)) / "model"
+    return registry.crown_champion(mlflow_run, cfg, history, best, str(policy), _run_name(cfg))
+
+
+def _report(mlflow_run: dict, cfg, history: list[dict], champion: str, plots: list[str]) -> None:
+    """One report, twice: the MLflow run's description (with its plots) and the flow
+    run's Prefect artifact (with the link to the MLflow run)."""
+    title = f"{cfg.name}: search and learn, run {_run_name(cfg)}"
+    images = [(Path(p).stem.replace("_", " "), tracking.artifact_url(mlflow_run, p)) for p in plots]
+    tracking.log_report(mlflow_run, run_report(title, history, champion=champion, images=images))
+    url = tracking.run_url(mlflow_run)
+    links.publish_summary(cfg.name, run_report(title, history, champion=champion, links=[
+        ("MLflow run", url), ("open this store with", f"`{tracking.ui_command(mlflow_run)}`")]))
+    get_run_logger().info("\n%s\nMLflow run: %s", render_summary(history, title), url)
 
 
 def _run_name(cfg) -> str:

@@ -4,7 +4,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from searchlearn import tracking
+from searchlearn import registry
 from searchlearn.artifacts import artifact_ref, sha256_path, stable_hash
 from searchlearn.stages.common import produce
 
@@ -15,7 +15,7 @@ from searchlearn.stages.common import produce
 def fetch_policy(model: str, tracking_uri: str, run_dir: str) -> dict:
     """A policy reference (a directory holding `model/`) for a checkpoint directory, a
     policy stage directory, an MLflow run id, or a `models:/` / `runs:/` URI."""
-    source = tracking.resolve_policy(tracking_uri, model)
+    source = registry.resolve_policy(tracking_uri, model)
     if Path(source, "model").is_dir():  # a policy stage directory, as the loop writes them
         return artifact_ref(source)
     key = sha256_path(source) if Path(source).is_dir() else source
@@ -27,5 +27,5 @@ def _materialize(source: str, tracking_uri: str, dst: Path) -> dict:
     if Path(source).is_dir():  # a bare checkpoint directory
         shutil.copytree(source, dst)
     else:
-        tracking.download_policy(tracking_uri, source, dst)
+        registry.download_policy(tracking_uri, source, dst)
     return {"source": source}

@@ -35,8 +35,11 @@ def _refreshing() -> bool:
 
 
 def stage_task(stage: Stage):
-    """The task, named for this stage (the name the UI and the run's states show)."""
-    return run_stage.with_options(name=stage.task)
+    """The task, named for this stage; a round's task runs carry the round
+    (`search-for-data-r2`), so the UI's task list and graph read round by round."""
+    if stage.round is None:
+        return run_stage.with_options(name=stage.task)
+    return run_stage.with_options(name=stage.task, task_run_name=f"{stage.task}-r{stage.round}")
 
 
 def run(stage: Stage, run_dir: str) -> dict:

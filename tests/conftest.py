@@ -19,6 +19,7 @@ from searchlearn.formatting import build_prompt, format_solution
 # core made a tiny-model SFT step ~8x slower (0.23 s vs 0.027 s) than one thread.
 # Set before torch is first imported (it reads this once); override from the shell.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 # ---- tiny data and model ----------------------------------------------------------
 
@@ -84,3 +85,31 @@ def smollm2_dir(tmp_path_factory) -> str:
             shutil.rmtree(stale, ignore_errors=True)
         init.materialize_base({**asdict(PolicyConfig()), "source": "smollm2_gguf"}, str(out))
     return str(out)
+
+
+# ---- Prefect and a finished run (flow and UI tests) ---------------------------------
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect test server, one per test session (it costs ~10 s to start)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(prefect_server, tmp_path_factory):
+    """(run_dir, final state, history) of one `tiny` loop, as `searchlearn run tiny` runs
+    it, left alone afterwards: what a user finds in the MLflow and Prefect UIs (tests/
+    flows/test_story.py reads it through the stores, tests/ui/ through a browser). The
+    history is read here, while no event loop runs (Playwright's would make
+    `state.result()` a coroutine)."""
+    from flows.search_and_learn import search_and_learn
+
+    run_dir = tmp_path_factory.mktemp("tiny-story")
+    flow = search_and_learn.with_options(result_storage=run_dir / "prefect-results")
+    state = flow(experiment="tiny", overrides=[f"run_dir={run_dir}"], return_state=True)
+    assert state.is_completed(), state
+    return run_dir, state, state.result()

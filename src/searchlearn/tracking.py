@@ -1,11 +1,16 @@
 """MLflow tracking for a search-and-learn run: one parent run per flow run, one
-nested child run per round. Uses MlflowClient with explicit run ids because the
-fluent API's active run does not follow work into other threads (Prefect task
-runners), and logs from returned values because cached stages skip their bodies."""
+nested child run per round, created when the round starts. Every per-round metric
+goes to both: the round run holds the round's own story (tables, datasets, refs),
+the parent holds each metric as a curve over rounds (step = round).
+
+Uses MlflowClient with explicit run ids because the fluent API's active run does not
+follow work into other threads (Prefect task runners), and logs from returned values
+because cached stages skip their bodies."""
 
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -13,6 +18,11 @@ from typing import Iterable, Iterator, Sequence
 from searchlearn.config.load import flatten, to_yaml
 
 PLOT_DIR = "plots"
+RUN_DIR_TAG = "searchlearn.run_dir"
+DESCRIPTION_TAG = "mlflow.note.content"  # a run's description in the UI (rendered as markdown)
+# MLflow 3 opens experiments in its GenAI view (a traces dashboard) unless told otherwise.
+ML_VIEW = "workflowType=machine_learning"
+MAX_DESCRIPTION = 8000  # characters MLflow keeps of a tag value
 
 
 def tracking_uri(cfg) -> str:
@@ -22,7 +32,7 @@ def tracking_uri(cfg) -> str:
     return f"sqlite:///{(Path(cfg.run_dir).resolve() / 'mlflow.db')}"
 
 
-def _client(uri: str):
+def mlflow_client(uri: str):
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -33,41 +43,103 @@ def experiment_id(client, name: str, artifact_root: Path) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
+    # The kind tag is what the UI reads to file an experiment under model training.
+    return client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri(),
+                                    tags={"mlflow.experimentKind": "custom_model_development"})
 
 
-RUN_DIR_TAG = "searchlearn.run_dir"
+def run_url(handle: dict, ui: str = "http://127.0.0.1:5000") -> str:
+    """The run's page in the MLflow UI, in its machine-learning view. A server
+    tracking URI is its own UI; a SQLite store is served by `mlflow ui` at `ui`."""
+    base = handle["uri"] if handle["uri"].startswith(("http://", "https://")) else ui
+    return f"{base.rstrip('/')}/#/experiments/{handle['experiment_id']}/runs/{handle['run_id']}?{ML_VIEW}"
 
+
+def ui_command(handle: dict, port: int = 5000) -> str:
+    """How to open this store in the MLflow UI (a server URI is its own UI)."""
+    if handle["uri"].startswith(("http://", "https://")):
+        return handle["uri"]
+    return f"mlflow ui --backend-store-uri {handle['uri']} --port {port}"
+
+
+def artifact_url(handle: dict, path: str) -> str:
+    """A run artifact as the MLflow UI's server serves it, relative to the UI's address:
+    images in a run's description (rendered as markdown) load from it."""
+    from urllib.parse import quote
+
+    return f"get-artifact?path={quote(path, safe='')}&run_uuid={handle['run_id']}"
+
+
+# ---- the parent run -------------------------------------------------------------------
 
 @contextmanager
 def parent_run(cfg, run_name: str, tags: dict | None = None) -> Iterator[dict]:
     """The flow run's parent run, ended FINISHED when the block completes and FAILED
-    when it raises (KILLED on Ctrl-C). A process killed outright cannot end its run:
-    start_parent_run closes such runs the next time this run_dir starts."""
+    when it raises (KILLED on Ctrl-C), together with its round run in progress. A
+    process killed outright cannot end its runs: start_parent_run closes such runs
+    the next time this run_dir starts."""
     handle = start_parent_run(cfg, run_name, tags)
     try:
         yield handle
     except BaseException as e:
-        finish(handle, status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        client = mlflow_client(handle["uri"])
+        for run in client.search_runs([handle["experiment_id"]], f"tags.mlflow.parentRunId = '{handle['run_id']}' "
+                                      "and attributes.status = 'RUNNING'"):
+            client.set_terminated(run.info.run_id, status=status)
+        finish(handle, status=status)
         raise
     finish(handle)
 
 
 def start_parent_run(cfg, run_name: str, tags: dict | None = None) -> dict:
-    """Create the parent run, log flattened params and the resolved YAML.
-    Returns a small handle dict (uri, run id, experiment id) safe to pass around.
-    Call it holding the run_dir's lock (rundir.claim): runs of this run_dir still
-    RUNNING then belong to dead processes, and are closed as KILLED."""
+    """Create the parent run, log the params of the sections that run and the
+    resolved YAML. Returns a small handle dict (uri, run id, experiment id) safe to
+    pass around. Call it holding the run_dir's lock (rundir.claim): runs of this
+    run_dir still RUNNING then belong to dead processes, and are closed as KILLED."""
     uri = tracking_uri(cfg)
-    client = _client(uri)
+    client = mlflow_client(uri)
     exp = experiment_id(client, cfg.tracking.experiment_name, Path(cfg.run_dir) / "mlartifacts")
     run_dir = str(Path(cfg.run_dir).resolve())
     close_abandoned_runs(client, exp, run_dir)
     run = client.create_run(exp, run_name=run_name, tags={"searchlearn.experiment": cfg.name, RUN_DIR_TAG: run_dir,
                                                           **(tags or {})})
-    _log_params(client, run.info.run_id, flatten(cfg))
+    _log_params(client, run.info.run_id, params_that_run(cfg))
     client.log_text(run.info.run_id, to_yaml(cfg), "config/resolved.yaml")
     return {"uri": uri, "run_id": run.info.run_id, "experiment_id": exp}
+
+
+def params_that_run(cfg) -> dict[str, object]:
+    """Dotted params of the config sections this run uses: the chosen search algorithm's
+    and learner's own sections (as their stages slice them), `prm.*` and
+    `eval.scaling.*` only when enabled, `policy.tiny.*` only for a tiny model. The
+    resolved YAML artifact keeps everything."""
+    from searchlearn.stages.learn import learn_config
+    from searchlearn.stages.search import search_config
+
+    params = {key: value for key, value in flatten(cfg).items()
+              if not key.startswith(("search.", "learn.", "prm.", "eval.scaling.", "policy.tiny."))}
+    params.update(_dotted("search", search_config(cfg)))
+    params.update(_dotted("learn", learn_config(cfg)))
+    params.update(flatten_section("prm", cfg.prm) if cfg.prm.enabled else {"prm.enabled": False})
+    params.update(flatten_section("eval.scaling", cfg.eval.scaling) if cfg.eval.scaling.enabled
+                  else {"eval.scaling.enabled": False})
+    if cfg.policy.source == "tiny":
+        params.update(flatten_section("policy.tiny", cfg.policy.tiny))
+    return params
+
+
+def flatten_section(prefix: str, node) -> dict[str, object]:
+    from omegaconf import OmegaConf
+
+    return _dotted(prefix, OmegaConf.to_container(node, resolve=True))
+
+
+def _dotted(prefix: str, tree: dict) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        out.update(_dotted(f"{prefix}.{key}", value) if isinstance(value, dict) else {f"{prefix}.{key}": value})
+    return out
 
 
 def close_abandoned_runs(client, experiment: str, run_dir: str) -> list[str]:
@@ -90,9 +162,8 @@ def _log_params(client, run_id: str, params: dict) -> None:
 
 def log_metrics(handle: dict, metrics: dict, step: int | None = None, run_id: str | None = None) -> None:
     from mlflow.entities import Metric
-    import time
 
-    client = _client(handle["uri"])
+    client = mlflow_client(handle["uri"])
     now = int(time.time() * 1000)
     rows = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if _is_number(v)]
     for i in range(0, len(rows), 500):
@@ -103,8 +174,11 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+# ---- round runs -------------------------------------------------------------------------
+
 def start_round_run(handle: dict, round_index: int) -> str:
-    client = _client(handle["uri"])
+    """The round's child run, started when the round starts (its duration is the round's)."""
+    client = mlflow_client(handle["uri"])
     run = client.create_run(
         handle["experiment_id"], run_name=f"round-{round_index}",
         tags={"mlflow.parentRunId": handle["run_id"], "searchlearn.round": str(round_index)},
@@ -113,46 +187,83 @@ def start_round_run(handle: dict, round_index: int) -> str:
     return run.info.run_id
 
 
-def log_round(handle: dict, round_index: int, metrics: dict, refs: dict[str, dict]) -> str:
-    """One child run per round: metrics, checkpoint references, and the round's
-    search data as an MLflow dataset input plus a JSONL artifact."""
-    client = _client(handle["uri"])
-    child = start_round_run(handle, round_index)
+def log_round(handle: dict, child: str, round_index: int, metrics: dict, refs: dict[str, dict],
+              eval_sets: dict[str, dict] | None = None) -> None:
+    """End round run `child`: its metrics (also on the parent, step = round, so each is
+    a curve there), checkpoint references, the round's search data as a per-problem
+    table and an MLflow dataset, a per-problem table per eval set (`eval_sets`: ref
+    name -> the problems reference it evaluated), reranking and scaling tables."""
+    from searchlearn.reporting import eval_k, round_description
+
+    client = mlflow_client(handle["uri"])
     log_metrics(handle, metrics, step=round_index, run_id=child)
-    log_metrics(handle, {k: v for k, v in metrics.items() if k.startswith("eval.")}, step=round_index)
+    log_metrics(handle, metrics, step=round_index)
     for name, ref in refs.items():
         client.log_dict(child, {"path": ref["path"], "sha256": ref["sha"]}, f"refs/{name}.json")
         client.set_tag(child, f"ref.{name}", ref["path"])
-    search = refs.get("search")
-    if search:
-        log_search_dataset(client, child, Path(search["path"]) / "results.jsonl", round_index)
+    tables = []
+    if refs.get("search"):
+        tables.append(log_search_data(client, child, Path(refs["search"]["path"]) / "results.jsonl", round_index))
+    for name, problems in (eval_sets or {}).items():
+        if name in refs:
+            tables.append(log_eval_table(client, child, name, Path(refs[name]["path"]) / "records.jsonl",
+                                         Path(problems["path"]) / "test.jsonl", eval_k([metrics])))
     if refs.get("rerank"):
         log_rerank(client, child, Path(refs["rerank"]["path"]) / "rerank_table.jsonl", round_index)
     if refs.get("scaling"):
         log_scaling(client, child, Path(refs["scaling"]["path"]) / "scaling_table.jsonl", round_index)
+    client.set_tag(child, DESCRIPTION_TAG, round_description({**metrics, "round": round_index}, tables))
     client.set_terminated(child)
-    return child
 
 
-def log_search_dataset(client, run_id: str, path: Path, round_index: int) -> None:
-    import mlflow
-    import pandas as pd
-
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    flat = [
-        {"problem_id": r["problem_id"], "question": r["question"], "reference": r["reference"],
-         "solution": c["text"], "answer": c["answer"], "correct": c["correct"], "score": c["score"],
-         "selected": i == r["best"]}
-        for r in rows for i, c in enumerate(r["candidates"])
-    ]
-    df = pd.DataFrame(flat, columns=["problem_id", "question", "reference", "solution", "answer", "correct",
-                                     "score", "selected"])
-    dataset = mlflow.data.from_pandas(df, source=str(path), name=f"search-round-{round_index}")
+def log_search_data(client, run_id: str, path: Path, round_index: int) -> str:
+    """The round's search as one row per problem: a table (`search/problems.json`), the
+    same rows as the run's MLflow dataset input (its panel shows a few in the profile),
+    and the raw JSONL with every candidate."""
     from mlflow.entities import DatasetInput, InputTag
 
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(),
-                                                     tags=[InputTag("mlflow.data.context", "search")])])
+    from searchlearn.round_tables import SEARCH_COLUMNS, columns, search_samples, search_table
+
+    rows = search_table(path)
+    table = columns(rows, SEARCH_COLUMNS)
+    client.log_table(run_id, data=table, artifact_file="search/problems.json")
+    dataset = _dataset(table, str(path), f"search-round-{round_index}", search_samples(rows))
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "search")])])
     client.log_artifact(run_id, str(path), artifact_path="search")
+    return "search/problems.json"
+
+
+def _dataset(table: dict[str, list], source: str, name: str, extra_profile: dict):
+    """An MLflow dataset entity of `table` (one row per problem), its profile extended."""
+    import warnings
+
+    import mlflow
+    import pandas as pd
+    from mlflow.entities import Dataset
+
+    with warnings.catch_warnings():  # a local path matches two equivalent source types
+        warnings.filterwarnings("ignore", message="The specified dataset source")
+        entity = mlflow.data.from_pandas(pd.DataFrame(table), source=source, name=name)._to_mlflow_entity()
+    profile = {**json.loads(entity.profile or "{}"), **extra_profile}
+    return Dataset(entity.name, entity.digest, entity.source_type, entity.source, entity.schema, json.dumps(profile))
+
+
+def log_eval_table(client, run_id: str, name: str, records: Path, problems: Path, k: int | None) -> str:
+    """One row per evaluated problem of eval set `name` (`eval`, `eval.handwritten`); its path."""
+    from searchlearn.round_tables import EVAL_COLUMNS, columns, eval_table
+
+    client.log_table(run_id, data=columns(eval_table(records, problems, k), EVAL_COLUMNS),
+                     artifact_file=f"{name}/problems.json")
+    return f"{name}/problems.json"
+
+
+def log_evaluation(handle: dict, scores: dict, problems: dict) -> None:
+    """A standalone evaluation (evaluate-model) on its run: metrics and the per-problem table."""
+    from searchlearn.reporting import eval_k
+
+    log_metrics(handle, scores)
+    log_eval_table(mlflow_client(handle["uri"]), handle["run_id"], "eval", Path(scores["path"]) / "records.jsonl",
+                   Path(problems["path"]) / "test.jsonl", eval_k([scores]))
 
 
 def log_rerank(client, run_id: str, path: Path, round_index: int) -> None:
@@ -183,152 +294,43 @@ def log_scaling(client, run_id: str, path: Path, round_index: int) -> None:
     plt.close(fig)
 
 
-def log_plots(handle: dict, history: Sequence[dict]) -> None:
-    """Accuracy per round and accuracy vs cumulative generated tokens."""
+# ---- the run's summary ------------------------------------------------------------------
+
+def log_plots(handle: dict, history: Sequence[dict], champion: int | None = None) -> list[str]:
+    """Accuracy per round and accuracy vs cumulative generated tokens; their paths."""
     from searchlearn.reporting import accuracy_figures
 
-    client = _client(handle["uri"])
+    client = mlflow_client(handle["uri"])
     import matplotlib.pyplot as plt
 
-    for name, fig in accuracy_figures(history).items():
-        client.log_figure(handle["run_id"], fig, f"{PLOT_DIR}/{name}.png")
+    paths = []
+    for name, fig in accuracy_figures(history, champion).items():
+        paths.append(f"{PLOT_DIR}/{name}.png")
+        client.log_figure(handle["run_id"], fig, paths[-1])
         plt.close(fig)  # pyplot keeps every figure alive until closed
+    return paths
+
+
+def table_columns(rows: Iterable[dict]) -> dict[str, list]:
+    """History rows as log_table columns, dots spelled as underscores (the UI's table
+    viewer shows a dotted column as empty)."""
+    rows = list(rows)
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # round 0 has no search/learn columns
+    return {k.replace(".", "_"): [r.get(k) for r in rows] for k in keys}
 
 
 def log_table(handle: dict, rows: Iterable[dict], name: str) -> None:
-    client = _client(handle["uri"])
-    rows = list(rows)
-    keys = list(dict.fromkeys(k for r in rows for k in r))  # round 0 has no search/learn columns
-    client.log_table(handle["run_id"], data={k: [r.get(k) for r in rows] for k in keys}, artifact_file=name)
+    mlflow_client(handle["uri"]).log_table(handle["run_id"], data=table_columns(rows), artifact_file=name)
 
 
-CHECKPOINT_TAG = "searchlearn.checkpoint_sha256"
-
-
-def log_final_model(handle: dict, model_dir: str, name: str = "policy") -> str:
-    """Log the final policy as an MLflow pyfunc model (files copied) and return its URI.
-
-    A checkpoint this experiment already logged (same content hash: a re-run whose
-    best round came from the cache) is not copied again; its URI is returned and the
-    run is tagged with it. A SmolLM2 policy is ~0.5 GB per copy."""
-    import mlflow
-
-    from searchlearn.artifacts import sha256_path
-    from searchlearn.mlflow_model import PolicyModel
-
-    mlflow.set_tracking_uri(handle["uri"])
-    sha = sha256_path(model_dir)
-    known = logged_model_with_sha(handle, sha)
-    if known is not None:
-        _client(handle["uri"]).set_tag(handle["run_id"], "searchlearn.final_model", known)
-        return known
-    with mlflow.start_run(run_id=handle["run_id"]):
-        info = mlflow.pyfunc.log_model(
-            name=name, python_model=PolicyModel(), artifacts={"checkpoint": model_dir},
-            pip_requirements=["torch", "transformers"], tags={CHECKPOINT_TAG: sha},
-        )
-    _client(handle["uri"]).set_tag(handle["run_id"], "searchlearn.final_model", info.model_uri)
-    return info.model_uri
-
-
-def logged_model_with_sha(handle: dict, sha: str) -> str | None:
-    """URI of a model logged in this experiment from a checkpoint with this hash."""
-    import mlflow
-
-    found = mlflow.search_logged_models(experiment_ids=[handle["experiment_id"]], output_format="list",
-                                        filter_string=f"tags.`{CHECKPOINT_TAG}` = '{sha}'", max_results=1)
-    return found[0].model_uri if found else None
+def log_report(handle: dict, markdown: str, name: str = "report.md") -> None:
+    """The run's report as an artifact and as the run's description (the Overview tab)."""
+    client = mlflow_client(handle["uri"])
+    client.log_text(handle["run_id"], markdown, name)
+    if len(markdown) > MAX_DESCRIPTION:  # a tag's limit; MLflow would cut it anywhere
+        markdown = markdown[:MAX_DESCRIPTION - 200].rsplit("\n", 1)[0] + f"\n\n... the full report is `{name}`."
+    client.set_tag(handle["run_id"], DESCRIPTION_TAG, markdown)
 
 
 def finish(handle: dict, status: str = "FINISHED") -> None:
-    _client(handle["uri"]).set_terminated(handle["run_id"], status=status)
-
-
-
-# ---- model registry: the champion policy, and policies named by URI or run ----------------
-
-CHAMPION = "champion"
-
-
-def registered_model_name(cfg) -> str:
-    return cfg.tracking.registered_model or f"{cfg.tracking.experiment_name}-policy"
-
-
-def register_champion(handle: dict, model_uri: str, name: str) -> str:
-    """Point the `champion` alias of `name` at `model_uri` (aliases, not the deprecated
-    stages), registering it as a new version unless it already is one (a re-run
-    that logged nothing new). Returns the version."""
-    import mlflow
-
-    mlflow.set_tracking_uri(handle["uri"])
-    client = _client(handle["uri"])
-    version = registered_version(client, name, model_uri)
-    if version is None:
-        version = mlflow.register_model(model_uri, name, tags={"searchlearn.run_id": handle["run_id"]}).version
-    client.set_registered_model_alias(name, CHAMPION, version)
-    return str(version)
-
-
-def registered_version(client, name: str, model_uri: str) -> str | None:
-    """The version of `name` registered from `model_uri`, if any (none for a new name)."""
-    for v in client.search_model_versions(f"name = '{name}'"):
-        if v.source == model_uri:
-            return str(v.version)
-    return None
-
-
-def round_policy(handle: dict, round_index: int) -> str:
-    """The policy directory a round run of this parent recorded (see log_round)."""
-    client = _client(handle["uri"])
-    runs = client.search_runs(
-        [handle["experiment_id"]], order_by=["attributes.start_time DESC"], max_results=1,
-        filter_string=f"tags.mlflow.parentRunId = '{handle['run_id']}' "
-                      f"and tags.`searchlearn.round` = '{round_index}'",
-    )
-    if not runs or "ref.policy" not in runs[0].data.tags:
-        raise LookupError(f"run {handle['run_id']} recorded no policy for round {round_index}")
-    return runs[0].data.tags["ref.policy"]
-
-
-def resolve_policy(uri: str, model: str) -> str:
-    """What a user names a policy by, as a local directory or an immutable model URI:
-    a directory; `models:/<name>@<alias>` (pinned to its current version),
-    `models:/<name>/<version>`, `models:/m-<id>` or `runs:/<id>/<path>`; or an MLflow
-    run id (a round run: its policy directory; a parent run: the model it logged)."""
-    import mlflow
-
-    if Path(model).is_dir():
-        return str(Path(model).resolve())
-    client = _client(uri)
-    if model.startswith("models:/"):
-        name, at, alias = model[len("models:/"):].partition("@")
-        return f"models:/{name}/{client.get_model_version_by_alias(name, alias).version}" if at else model
-    if model.startswith("runs:/"):
-        return model
-    run = client.get_run(model)  # MlflowException naming the id when it does not exist
-    if "ref.policy" in run.data.tags:
-        return run.data.tags["ref.policy"]
-    logged = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list",
-                                         filter_string=f"source_run_id = '{model}'")
-    if not logged:
-        raise LookupError(f"MLflow run {model} has neither a policy reference nor a logged model")
-    return logged[0].model_uri
-
-
-def download_policy(uri: str, model_uri: str, dst: str | Path) -> Path:
-    """Download a logged policy (see log_final_model) and move its checkpoint to `dst`."""
-    import shutil
-
-    import mlflow
-    from mlflow.models import Model
-
-    mlflow.set_tracking_uri(uri)
-    dst = Path(dst)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri,
-                                                     dst_path=str(dst.parent / "mlflow-model")))
-    artifacts = Model.load(str(local)).flavors["python_function"].get("artifacts") or {}
-    if "checkpoint" not in artifacts:
-        raise ValueError(f"{model_uri} is not a searchlearn policy (no 'checkpoint' artifact)")
-    shutil.move(str(local / artifacts["checkpoint"]["path"]), str(dst))
-    shutil.rmtree(local, ignore_errors=True)
-    return dst
+    mlflow_client(handle["uri"]).set_terminated(handle["run_id"], status=status)

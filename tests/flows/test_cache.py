@@ -17,8 +17,8 @@ from flowkit import run_flow, task_states
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"prepare-problems", "init-base-model", "sft-on-demos", "evaluate-policy", "search-shard",
-          "search-for-data", "learn-policy"}
+STAGES = {"prepare-problems", "init-base-model", "sft-on-demos", "prepare-eval-problems", "evaluate-policy",
+          "evaluate-handwritten", "search-shard", "search-for-data", "learn-policy"}
 
 
 def gsm8k_rows(n: int, start: int, phrase: str) -> list[dict]:
@@ -91,6 +91,8 @@ def test_refilling_the_train_file_in_place_recomputes_everything_downstream(pref
     assert all_are(states_of(run_flow("tiny", run_dir, *files["overrides"])), "Cached")
     write_jsonl(files["train"], gsm8k_rows(176, 0, "Ben holds"))  # same path, new content
     states = states_of(run_flow("tiny", run_dir, *files["overrides"]))
+    # The hand-written eval set is read from its own file: not downstream of the train file.
+    assert states.pop("prepare-eval-problems") == ["Cached"]
     assert all_are(states, "Completed"), states
 
 

@@ -200,6 +200,8 @@ def mlflow_client(run_dir: Path):
 def test_deployments_have_typed_forms_a_working_dir_and_an_inactive_nightly_schedule(stack):
     from prefect.exceptions import PrefectHTTPStatusError
 
+    from searchlearn.config import available_experiments
+
     with stack.client() as client:
         loop, evaluate, data = (client.read_deployment_by_name(n) for n in (LOOP, EVAL, DATA))
         for deployment in (loop, evaluate, data):
@@ -209,8 +211,13 @@ def test_deployments_have_typed_forms_a_working_dir_and_an_inactive_nightly_sche
             assert deployment.job_variables["env"]["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] == \
                 str(ROOT / "runs" / "prefect-results")
             props = deployment.parameter_openapi_schema["properties"]
+            # The run form offers the shipped variants; a YAML file goes in experiment_file.
             assert props["experiment"]["type"] == "string"
+            assert props["experiment"]["enum"] == available_experiments()
+            assert "conf/experiment/" in props["experiment"]["description"]
+            assert "YAML" in props["experiment_file"]["description"]
             assert {"type": "array", "items": {"type": "string"}} in props["overrides"]["anyOf"]
+            assert props["overrides"]["description"]
         assert evaluate.parameter_openapi_schema["properties"]["split"]["enum"] == ["test", "train"]
         assert evaluate.parameters["model"] == CHAMPION
         assert data.parameter_openapi_schema["properties"]["rounds"]["minimum"] == 1
@@ -220,14 +227,16 @@ def test_deployments_have_typed_forms_a_working_dir_and_an_inactive_nightly_sche
         # The server validates parameters against the form's schema before any run exists.
         with pytest.raises(PrefectHTTPStatusError, match="0 is less than the minimum of 1"):
             client.create_flow_run_from_deployment(data.id, parameters={"rounds": 0})
+        with pytest.raises(PrefectHTTPStatusError, match="'no-such-experiment' is not one of"):
+            client.create_flow_run_from_deployment(loop.id, parameters={"experiment": "no-such-experiment"})
 
 
-def test_a_bad_experiment_from_the_cli_trigger_fails_the_run_at_start(stack):
-    out = stack.make("trigger", "EXPERIMENT=no-such-experiment", timeout=120)
+def test_a_bad_override_from_the_cli_trigger_fails_the_run_at_start(stack):
+    out = stack.make("trigger", "EXPERIMENT=tiny", "OVERRIDES=search.nn=3", timeout=120)
     flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
     run = stack.wait_final(flow_run_id, timeout=180)
     assert run.state.is_failed(), run.state
-    assert "ConfigError: unknown experiment 'no-such-experiment'" in run.state.message
+    assert "ConfigError: command-line override: bad config key 'search.nn'" in run.state.message
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +249,7 @@ def tiny_loop(stack, tmp_path_factory):
 
 
 def test_the_tiny_loop_runs_and_registers_the_best_round_as_champion(tiny_loop):
-    from searchlearn import tracking
+    from searchlearn import registry
     from searchlearn.artifacts import sha256_path
 
     client, uri = mlflow_client(tiny_loop)
@@ -254,7 +263,7 @@ def test_the_tiny_loop_runs_and_registers_the_best_round_as_champion(tiny_loop):
     champion = client.get_model_version_by_alias("searchlearn-policy", "champion")
     assert champion.run_id == parent.info.run_id
     best = max(rounds, key=lambda i: (rounds[i].data.metrics["eval.greedy_acc"], i))
-    fetched = tracking.download_policy(uri, f"models:/searchlearn-policy/{champion.version}",
+    fetched = registry.download_policy(uri, f"models:/searchlearn-policy/{champion.version}",
                                        tiny_loop / "check" / "model")
     assert sha256_path(fetched) == sha256_path(Path(rounds[best].data.tags["ref.policy"]) / "model")
 
