@@ -64,3 +64,17 @@ def test_implicit_step_values_sum_log_ratios_up_to_each_step_end():
 
     ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 0]])
     assert solution_labels(ids, [4, 3], [2, 1]).tolist() == [[-100, -100, 7, 8], [-100, 6, 7, -100]]
+
+
+def test_implicit_loss_is_bce_on_the_scaled_log_likelihood_ratio():
+    import torch
+
+    from searchlearn.reward.implicit_train import implicit_loss
+
+    policy, ref = torch.tensor([-3.0, -10.0]), torch.tensor([-5.0, -6.0])
+    got = implicit_loss(policy, ref, torch.tensor([1.0, 0.0]), beta=0.5)
+    # Margins β·(log πθ − log πref): +1.0 for a right solution, −2.0 for a wrong one.
+    expected = -(math.log(1 / (1 + math.exp(-1.0))) + math.log(1 - 1 / (1 + math.exp(2.0)))) / 2
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # At πθ = πref the loss is log 2 whatever the outcome: training starts from no preference.
+    assert implicit_loss(ref, ref, torch.tensor([1.0, 0.0]), beta=0.5).item() == pytest.approx(math.log(2))

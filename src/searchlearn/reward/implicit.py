@@ -84,15 +84,15 @@ def implicit_scores(policy, ref, encoded: list[tuple[list[int], list[int | None]
     return out
 
 
-def load_reference(ref_dir: str | Path, dtype):
-    """The frozen reference as a causal LM with the compact LM head, for scoring."""
+def load_for_scoring(model_dir: str | Path, dtype):
+    """A causal LM for scoring: frozen, in `dtype`, with the compact LM head."""
     from transformers import AutoModelForCausalLM
 
     from searchlearn.learn.lm_head import add_compact_lm_head
 
-    ref = AutoModelForCausalLM.from_pretrained(str(ref_dir), dtype=dtype).eval().requires_grad_(False)
-    add_compact_lm_head(ref)
-    return ref
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).eval().requires_grad_(False)
+    add_compact_lm_head(model)
+    return model
 
 
 class ImplicitPRMScorer(PRMScorer):
@@ -112,8 +112,7 @@ class ImplicitPRMScorer(PRMScorer):
         check_kind(config, self.kind, prm_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = scoring_dtype(precision)
-        policy = load_reference(prm_dir, dtype).to(device)  # the same loading: frozen, compact head
-        ref = load_reference(config["ref_dir"], dtype).to(device)
+        policy, ref = (load_for_scoring(d, dtype).to(device) for d in (prm_dir, config["ref_dir"]))
         keep_heap()
         self.ref = ref
         self._setup(policy, AutoTokenizer.from_pretrained(prm_dir), config, batch_size, max_length)

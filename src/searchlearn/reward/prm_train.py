@@ -28,7 +28,7 @@ from searchlearn.learn.base import schema_defaults, with_defaults
 from searchlearn.learn.distributed import is_main_process
 from searchlearn.reward.orm import ORMScorer
 from searchlearn.reward.prm import PRM_CONFIG, PRMScorer, encode_with_starts, pad_batch, pad_token_id
-from searchlearn.reward.quality import rank_auc, score_metrics
+from searchlearn.reward.quality import score_metrics
 from searchlearn.reward.verifier import VerifierScorer
 
 IGNORE = -100
@@ -36,7 +36,6 @@ IGNORE = -100
 # through it, exactly as search will).
 SCORER_OF = {"prm": PRMScorer, "orm": ORMScorer, "verifier": VerifierScorer}
 TARGETS = tuple(SCORER_OF)
-__all__ = ["IGNORE", "TARGETS", "build_examples", "collate", "masked_bce", "rank_auc", "train_prm"]
 
 
 def resolve_train_cfg(train_cfg: dict) -> dict:
