@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[2, 4, 8, 16, 32])
     ap.add_argument("--methods", nargs="+", default=["bon_majority", "bon_weighted", "beam_search", "dvts", "mcts"])
     ap.add_argument("--problems", type=int, default=50)
+    ap.add_argument("--kind", default="prm", help="the reward model that guides search: prm | orm | verifier | implicit "
+                                                  "(its stage output <kind>-r<round>)")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--override", nargs="*", default=[], help="config overrides, e.g. search.mcts.expansions=2")
     args = ap.parse_args()
@@ -55,7 +57,7 @@ def main() -> None:
     search_cfg = OmegaConf.to_container(cfg.search, resolve=True)
     run_dir = Path(args.run_dir).resolve()
     policy = latest(run_dir, f"policy-r{args.round}") / "model"
-    scorer = load_scorer("prm", str(latest(run_dir, f"prm-r{args.round}") / "model"))
+    scorer = load_scorer(args.kind, str(latest(run_dir, f"{args.kind}-r{args.round}") / "model"))
     problems = test_problems(latest(run_dir, "problems"), args.problems)
     gen_cfg = {**OmegaConf.to_container(cfg.generation, resolve=True), "backend": args.backend}
     gen = make_generator(str(policy), gen_cfg, seed=0)
@@ -65,7 +67,7 @@ def main() -> None:
     wall = time.perf_counter() - start
     bon = {r["n"]: r["tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
     print(json.dumps(rows))
-    print(f"\npolicy {policy}\nprm {scorer}\n{len(problems)} held-out problems, backend {args.backend}, "
+    print(f"\npolicy {policy}\n{args.kind} {scorer}\n{len(problems)} held-out problems, backend {args.backend}, "
           f"wall {wall:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
     gen_bon = {r["n"]: r["gen_tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
     print(f"\n{'method':14s} {'N':>3s} {'acc':>6s} {'tok/problem':>12s} {'tok/s':>7s} {'vs BoN':>7s} "

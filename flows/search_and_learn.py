@@ -24,7 +24,7 @@ from searchlearn.stages.data import eval_file_stage, problems_stage
 from searchlearn.stages.evaluate import eval_stage, rerank_stage, scaling_stage
 from searchlearn.stages.learn import learn_stage
 from searchlearn.stages.policy import base_model_stage, sft_stage
-from searchlearn.stages.reward import reward_model_stage
+from searchlearn.stages.reward import reward_model_stage, trained_kinds
 from tasks import fanout, label_steps, run, search_for_data
 
 # For bench/orchestration.py, which slices configs as the flow once did; the stages
@@ -104,9 +104,8 @@ def evaluate(cfg, policy: dict, eval_sets: dict[str, dict], r: int, run_dir: str
 def retrain_reward_models(cfg, policy: dict, labels: list[dict], previous: dict, r: int, run_dir: str) -> dict:
     """The round's reward model(s), trained on every round's labels so far. Warm
     start from last round's model of the same kind, else from the policy."""
-    kinds = [cfg.prm.kind] + (["orm"] if cfg.prm.train_orm and cfg.prm.kind != "orm" else [])
     models = {}
-    for kind in kinds:
+    for kind in trained_kinds(cfg):
         init = previous[kind] if cfg.prm.init_from == "previous" and kind in previous else policy
         models[kind] = run(reward_model_stage(cfg, init, labels, kind, r), run_dir)
     return models

@@ -1,4 +1,5 @@
-"""PRM/ORM training and scoring on the tiny from-scratch model.
+"""Every reward-model kind (PRM, ORM, verifier, implicit PRM) trained and scored on the
+tiny from-scratch model.
 
 Synthetic family: "Start with a. Add b. Add c." with even a, b, c, solved in two
 "x + y = z." steps. A corrupted solution gets one step's arithmetic wrong by an
@@ -45,9 +46,23 @@ def family_rows(combos, rng: random.Random, repeats: int = 1) -> list[dict]:
         question = f"Start with {a}. " + " ".join(f"Add {b}." for b in adds)
         for wrong_at in (None, rng.randrange(len(adds))):
             steps, labels = solution(a, tuple(adds), wrong_at, rng.choice((-1, 1, 3)))
+            # The labels are the truth here, so they are also the oracle's verdicts.
             rows.append({"question": question, "steps": steps, "labels": labels, "problem_id": f"{a}-{adds}",
-                         "source": "synthetic", "wrong_at": wrong_at})
+                         "source": "synthetic", "wrong_at": wrong_at, "oracle": labels})
     return rows
+
+
+def as_outcome_rows(rows: list[dict]) -> list[dict]:
+    """The rows an outcome-trained kind learns from: every step labelled with the
+    solution's correctness (the oracle verdicts stay, for eval_auc_oracle)."""
+    return [{**r, "labels": [float(r["wrong_at"] is None)] * len(r["steps"]), "source": "outcome"} for r in rows]
+
+
+def corrupted_step_margins(scores: list[list[float]], held: list[dict]) -> list[float]:
+    """Per held-out pair: the score of the correct solution's step minus that of the
+    corrupted solution's same step, at the corrupted step."""
+    return [good[bad_row["wrong_at"]] - bad[bad_row["wrong_at"]]
+            for good, bad, bad_row in zip(scores[::2], scores[1::2], held[1::2])]
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +123,11 @@ def test_prm_scores_the_corrupted_step_below_the_correct_step(prm, data):
     out, metrics = prm
     held = data["held_out"]
     scores = load_scorer("prm", str(out)).score([r["question"] for r in held], [r["steps"] for r in held])
-    margins = [good[bad_row["wrong_at"]] - bad[bad_row["wrong_at"]]
-               for good, bad, bad_row in zip(scores[::2], scores[1::2], held[1::2])]
+    margins = corrupted_step_margins(scores, held)
     assert len(margins) == 16
     assert sum(margins) / len(margins) > 0.4, margins
     assert metrics["eval_auc"] > 0.9 and metrics["eval_acc"] > 0.8
+    assert metrics["eval_oracle_steps"] == 3 * len(held) and metrics["eval_auc_oracle"] > 0.9
 
 
 def test_prm_scores_are_batch_and_prefix_invariant(prm, data):
@@ -178,4 +193,100 @@ def test_warm_start_from_a_previous_prm(tmp_path, prm, data):
     metrics = train_prm(prm_dir, data["train"][:64], {**TRAIN, "max_steps": 2}, tmp_path / "prm2", seed=1)
     assert metrics["init_kind"] == "warm_start"
     # The head and backbone came along: the loss starts where round one ended, not at ~log 2.
+    assert metrics["train.first_loss"] < 0.5 * first["train.first_loss"]
+
+
+# ---- the outcome-trained process kinds: verifier and implicit PRM -------------------------
+
+# Settings that train each on the family within seconds (found by trying: the
+# verifier's early tokens are ambiguous by design, so it needs more steps).
+KIND_SETTINGS = {
+    "verifier": ({**TRAIN, "max_steps": 100}, {}),
+    "implicit": (TRAIN, {"beta": 0.5}),
+}
+
+
+@pytest.fixture(scope="module")
+def outcome_model(tmp_path_factory, tiny_dir, data):
+    """kind -> (model dir, training metrics), each kind trained once per module."""
+    from searchlearn.reward.trainers import TRAINERS
+
+    trained = {}
+
+    def get(kind: str):
+        if kind not in trained:
+            train_cfg, kind_cfg = KIND_SETTINGS[kind]
+            out = tmp_path_factory.mktemp(kind) / kind
+            trained[kind] = out, TRAINERS[kind](tiny_dir, as_outcome_rows(data["train"]), train_cfg, out, seed=0,
+                                                eval_rows=as_outcome_rows(data["held_out"]), **kind_cfg)
+        return trained[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_SETTINGS))
+def test_outcome_trained_kind_ranks_the_corrupted_step_below_the_correct_one(kind, outcome_model, data, tiny_dir):
+    """Trained on outcomes alone, the verifier and the implicit PRM still tell the
+    corrupted step from the correct one: the process signal the oracle AUC measures."""
+    import torch
+    from safetensors.torch import load_file
+
+    from searchlearn.reward import load_scorer
+
+    out, metrics = outcome_model(kind)
+    assert metrics["target"] == kind and metrics["train.last_loss"] < 0.5 * metrics["train.first_loss"]
+    assert json.loads((out / "prm_config.json").read_text())["kind"] == kind
+    before, after = load_file(f"{tiny_dir}/model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+    held = data["held_out"]
+    scores = load_scorer(kind, str(out)).score([r["question"] for r in held], [r["steps"] for r in held])
+    assert all(len(s) == 3 and all(0.0 <= x <= 1.0 for x in s) for s in scores)
+    margins = corrupted_step_margins(scores, held)
+    assert sum(margins) / len(margins) > 0.4 and min(margins) > 0, margins
+    # Its held-out metrics: the outcome at the last step, and every step against the oracle.
+    assert metrics["eval_steps"] == len(held) and metrics["eval_auc"] > 0.9
+    assert metrics["eval_oracle_steps"] == 3 * len(held) and metrics["eval_auc_oracle"] > 0.9
+    with pytest.raises(ValueError, match="not a 'prm'"):
+        load_scorer("prm", str(out))
+
+
+def test_implicit_step_values_are_the_log_ratio_of_plain_forwards(outcome_model, data, tiny_dir):
+    """σ(β·q_k) recomputed from two plain HF forwards (full logits, no compact head, fp32):
+    q_k sums log πθ − log πref over the solution's tokens up to step k's end."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from searchlearn.reward.implicit import ImplicitPRMScorer
+    from searchlearn.reward.prm import encode_with_starts
+
+    out, _ = outcome_model("implicit")
+    config = json.loads((out / "prm_config.json").read_text())
+    assert config["ref_dir"] == str(tiny_dir) and config["beta"] == 0.5
+    rows = data["held_out"][:4]
+    questions, steps = [r["question"] for r in rows], [r["steps"] for r in rows]
+    scorer = ImplicitPRMScorer(out, precision="fp32", batch_size=3)
+    got = scorer.score(questions, steps)
+    tok = AutoTokenizer.from_pretrained(out)
+    policy, ref = AutoModelForCausalLM.from_pretrained(out), AutoModelForCausalLM.from_pretrained(tiny_dir)
+    for (ids, positions, start), values in zip(encode_with_starts(tok, questions, steps, 512), got):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            lp, lr = (m(input_ids=x).logits[0, :-1].log_softmax(-1) for m in (policy, ref))
+        ratio = (lp - lr).gather(-1, x[0, 1:, None])[:, 0]  # row t: token t + 1
+        expected = [torch.sigmoid(0.5 * ratio[start - 1: p].sum()).item() for p in positions]
+        assert values == pytest.approx(expected, abs=1e-4)
+    # Prefix invariance: a step's value never reads later steps.
+    firsts = [s[0] for s in scorer.score(questions, [s[:1] for s in steps])]
+    assert firsts == pytest.approx([s[0] for s in got], abs=1e-5)
+
+
+def test_implicit_warm_start_keeps_the_first_reference(outcome_model, data, tmp_path, tiny_dir):
+    from searchlearn.reward.trainers import TRAINERS
+
+    out, first = outcome_model("implicit")
+    metrics = TRAINERS["implicit"](out, as_outcome_rows(data["train"][:64]), {**TRAIN, "max_steps": 2},
+                                   tmp_path / "again", seed=1, beta=0.5)
+    assert metrics["init_kind"] == "warm_start"
+    assert json.loads((tmp_path / "again" / "prm_config.json").read_text())["ref_dir"] == str(tiny_dir)
+    # Against the same reference, the warm model starts where the first one ended.
     assert metrics["train.first_loss"] < 0.5 * first["train.first_loss"]

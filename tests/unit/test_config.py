@@ -111,6 +111,23 @@ def test_missing_runner_package_is_named(monkeypatch):
         load_config("tiny", ["execution.task_runner=dask"])
 
 
+def test_reward_model_kinds_label_sources_and_solve_rates_are_checked():
+    cfg = load_config("tiny_prm", ["prm.kind=implicit", "prm.compare_kinds=[orm,verifier]", "prm.labels=oracle"])
+    assert cfg.prm.kind == "implicit" and list(cfg.prm.compare_kinds) == ["orm", "verifier"]
+    with pytest.raises(ConfigError, match=r"prm\.kind='value' is not one of: implicit, orm, prm, verifier"):
+        load_config("tiny_prm", ["prm.kind=value"])
+    with pytest.raises(ConfigError, match=r"prm\.compare_kinds: \['rm'\]"):
+        load_config("tiny_prm", ["prm.compare_kinds=[orm,rm]"])
+    with pytest.raises(ConfigError, match=r"prm\.labels='exact' is not one of: mc, oracle"):
+        load_config("tiny_prm", ["prm.labels=exact"])
+    with pytest.raises(ConfigError, match=r"prm\.max_solve_rate must be in \[0, 1\]"):
+        load_config("tiny_prm", ["prm.max_solve_rate=1.5"])
+    with pytest.raises(ConfigError, match="min_solve_rate=0.8 is above"):
+        load_config("tiny_prm", ["prm.min_solve_rate=0.8", "prm.max_solve_rate=0.5"])
+    with pytest.raises(ConfigError, match=r"prm\.implicit\.beta must be > 0"):
+        load_config("tiny_prm", ["prm.implicit.beta=0"])
+
+
 def test_grpo_prm_shaping_needs_a_prm():
     with pytest.raises(ConfigError, match="learn.grpo.prm_weight"):
         load_config("tiny", ["learn.algorithm=grpo", "learn.grpo.prm_weight=0.5"])

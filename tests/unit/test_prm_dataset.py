@@ -11,7 +11,8 @@ from searchlearn.formatting import build_prompt, join_steps
 from searchlearn.problems.base import DatasetFormatError
 from searchlearn.reward.labels import read_labelled_steps, write_labelled_steps
 from searchlearn.reward.prm import fill_missing, solution_text, step_end_positions
-from searchlearn.reward.prm_train import IGNORE, build_examples, collate, masked_bce, rank_auc
+from searchlearn.reward.prm_train import IGNORE, build_examples, collate, label_pairs, masked_bce
+from searchlearn.reward.quality import rank_auc
 
 GOOD_ROW = {"question": "What is 3 + 4?", "steps": ["3 + 4 = 7.", "The answer is 7."], "labels": [1.0, 1.0],
             "problem_id": "p1", "source": "mc_soft"}
@@ -46,6 +47,10 @@ _DROP = object()
         (_bad(steps=[], labels=[]), "non-empty"),
         (_bad(steps=["ok.", "  "]), "step 1 is empty"),
         (_bad(question=3), "must be strings"),
+        (_bad(oracle=[1.0]), "an oracle of 1"),
+        (_bad(oracle=[1.0, 0.5]), "must be 0 or 1"),
+        (_bad(oracle=[True, 1]), "must be 0 or 1"),
+        (_bad(oracle="yes"), "no list"),
     ],
 )
 def test_reader_names_file_and_line_for_each_malformed_case(tmp_path, line, reason):
@@ -58,12 +63,14 @@ def test_reader_names_file_and_line_for_each_malformed_case(tmp_path, line, reas
 
 
 def test_round_trip_accepts_any_source_and_normalises(tmp_path):
-    rows = [GOOD_ROW, {**GOOD_ROW, "labels": [0, 1], "problem_id": 7, "source": "mcts", "visits": [3, 1]}]
+    rows = [GOOD_ROW, {**GOOD_ROW, "labels": [0, 1], "problem_id": 7, "source": "mcts", "visits": [3, 1],
+                       "oracle": [1, 0]}]
     path = write_labelled_steps(tmp_path / "d" / "labels.jsonl", rows)
     back = read_labelled_steps(path)
     assert back[0] == GOOD_ROW
     assert back[1]["labels"] == [0.0, 1.0] and back[1]["problem_id"] == "7"
     assert back[1]["source"] == "mcts" and back[1]["visits"] == [3, 1]  # extra keys survive
+    assert back[1]["oracle"] == [1.0, 0.0]
 
 
 def test_writer_validates_before_writing(tmp_path):
@@ -182,6 +189,29 @@ def test_orm_target_keeps_only_the_last_label(tiny_tokenizer):
     assert kept == [(len(example["input_ids"]) - 1, 1.0)] and counts["labels"] == 1
     with pytest.raises(ValueError, match="target"):
         build_examples(tiny_tokenizer, [row], 512, target="value")
+
+
+def test_verifier_target_labels_every_solution_token_with_the_outcome(tiny_tokenizer):
+    from searchlearn.reward.prm import encode_with_starts
+
+    row = {**GOOD_ROW, "steps": STEPS, "labels": [0.0, 0.0, 0.0]}
+    (example,), counts = build_examples(tiny_tokenizer, [row], 512, target="verifier")
+    [(ids, positions, start)] = encode_with_starts(tiny_tokenizer, [row["question"]], [STEPS], 512)
+    kept = [i for i, y in enumerate(example["labels"]) if y != IGNORE]
+    assert kept == list(range(start, positions[-1] + 1)) and counts["labels"] == len(kept)
+    assert all(example["labels"][i] == 0.0 for i in kept)
+    # The first labelled token is the solution's first: everything before it decodes to the prompt.
+    assert tiny_tokenizer.decode(ids[:start]) .rstrip() == build_prompt(row["question"]).rstrip()
+    assert tiny_tokenizer.decode(ids[start:positions[0] + 1]).strip() == STEPS[0]
+
+
+def test_label_pairs_per_target_on_hand_made_positions():
+    labels, positions = [0.5, 1.0, 1.0], [4, 7, 9]
+    assert label_pairs(labels, positions, 2, "prm") == [(4, 0.5), (7, 1.0), (9, 1.0)]
+    assert label_pairs(labels, positions, 2, "orm") == [(9, 1.0)]
+    assert label_pairs(labels, positions, 2, "verifier") == [(t, 1.0) for t in range(2, 10)]
+    assert label_pairs(labels, [4, None, None], 2, "verifier") == []  # the outcome needs the whole solution
+    assert label_pairs(labels, [4, None, 9], 2, "prm") == [(4, 0.5), (9, 1.0)]
 
 
 # ---- batching and loss ---------------------------------------------------------------------

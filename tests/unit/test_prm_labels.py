@@ -37,12 +37,12 @@ PATTERNS = {
 }
 
 
-def cycling_generator() -> ScriptedGenerator:
+def cycling_generator(patterns: dict[str, list[bool]] = PATTERNS) -> ScriptedGenerator:
     calls: dict[str, int] = defaultdict(int)
 
     def respond(prompt: str, rng) -> str:
         last = prompt.rstrip("\n").split("\n")[-1]
-        pattern = PATTERNS[last]
+        pattern = patterns[last]
         ok = pattern[calls[prompt] % len(pattern)]
         calls[prompt] += 1
         return RIGHT if ok else WRONG
@@ -160,3 +160,92 @@ def test_label_round_from_results_uses_one_generate_call():
     rows, stats = label_round(gen, cfg, [res])
     assert [r["labels"] for r in rows] == [[0.75, 1.0, 1.0], [0.25, 0.0, 0.0]]
     assert gen.stats.calls == 1 and stats["tokens"] == gen.stats.tokens
+
+
+# ---- the oracle beside the labels: agreement on known answers ----------------------------
+
+EQ_PROBLEM = Problem(id="p1", question=PROBLEM.question, answer="10",
+                     meta={"equations": [[4, "+", 2, 6], [6, "+", 4, 10]]})
+# A slip the rollouts forgive: the scripted "model" reaches 10 from "6 + 4 = 11." three
+# times in four, so its Monte-Carlo value is high although the step is wrong.
+SLIP = ["4 + 2 = 6.", "6 + 4 = 11.", "The answer is 11."]
+
+
+def slip_generator() -> ScriptedGenerator:
+    return cycling_generator({**PATTERNS, "6 + 4 = 11.": [True, True, True, False]})
+
+
+def test_oracle_verdicts_ride_along_with_monte_carlo_labels():
+    from searchlearn.reward.labels import with_oracle
+
+    plain, _ = estimate_step_labels([PROBLEM], [[GOOD, BAD, SLIP]], slip_generator(), rollouts=4, mode="soft")
+    rows = with_oracle(plain, {"p1": EQ_PROBLEM})
+    assert [r["labels"] for r in rows] == [[0.75, 1.0, 1.0], [0.25, 0.0, 0.0], [0.75, 0.75, 0.0]]
+    assert [r["oracle"] for r in rows] == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    # No reference equations (or an unknown problem): no oracle key at all.
+    assert all("oracle" not in r for r in with_oracle(plain, {"p1": PROBLEM}) + with_oracle(plain, {}))
+
+
+def test_label_agreement_with_the_oracle_by_hand():
+    from searchlearn.reward.labels import with_oracle
+    from searchlearn.reward.quality import label_agreement
+
+    rows, _ = estimate_step_labels([PROBLEM], [[GOOD, BAD, SLIP]], slip_generator(), rollouts=4, mode="soft")
+    got = label_agreement(with_oracle(rows, {"p1": EQ_PROBLEM}))
+    # 9 steps; the only hard disagreement is the slip (0.75 vs 0). AUC: 4 right steps
+    # [.75, 1, 1, .75] against 5 wrong ones [.25, 0, 0, .75, 0]: 19 of 20 pairs (one tie).
+    assert got == pytest.approx({"oracle_steps": 9, "oracle_agreement": 8 / 9, "oracle_auc": 19 / 20,
+                                 "oracle_mae": (0.25 + 0.25 + 0.25 + 0.75) / 9, "oracle_positive_rate": 4 / 9})
+    assert label_agreement([{**r, "oracle": None} for r in rows]) == {}
+
+
+def test_hard_labels_agree_less_where_one_lucky_rollout_counts():
+    from searchlearn.reward.labels import with_oracle
+    from searchlearn.reward.quality import label_agreement
+
+    rows, _ = estimate_step_labels([PROBLEM], [[GOOD, BAD, SLIP]], slip_generator(), rollouts=4, mode="hard")
+    rows = with_oracle(rows, {"p1": EQ_PROBLEM})
+    # BAD's first step had one lucky rollout in four: hard label 1, oracle 0.
+    assert [r["labels"] for r in rows] == [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]
+    assert label_agreement(rows)["oracle_agreement"] == pytest.approx(7 / 9)
+
+
+def test_oracle_labels_need_no_rollouts_and_skip_problems_without_equations():
+    res = _result([(join_steps(GOOD), True), (join_steps(SLIP), False)])
+    other = SearchResult(problem_id="p2", question="Start at 1, add 1.", reference="2", best=0, tokens=1,
+                         candidates=[Candidate(text=join_steps(["1 + 1 = 2.", "The answer is 2."]), num_tokens=1,
+                                               correct=True)])
+    cfg = {"labels": "oracle", "solutions_per_problem": 4, "max_steps": 2}
+    problems = {"p1": EQ_PROBLEM, "p2": Problem(id="p2", question=other.question, answer="2")}
+    rows, stats = label_round(None, cfg, [res, other], problems)
+    assert [(r["labels"], r["oracle"], r["source"]) for r in rows] == [
+        ([1.0, 1.0], [1.0, 1.0], "oracle"), ([1.0, 0.0], [1.0, 0.0], "oracle")]  # cut to max_steps=2
+    assert stats["no_oracle_solutions"] == 1 and stats["truncated_solutions"] == 2 and stats["tokens"] == 0
+    assert [r["solve_rate"] for r in rows] == [0.5, 0.5]
+
+
+def test_label_round_with_monte_carlo_labels_adds_the_oracle_and_solve_rate():
+    res = _result([(join_steps(GOOD), True), (join_steps(BAD), False), (join_steps(BAD), False),
+                   (join_steps(SLIP), False)])
+    cfg = {"labels": "mc", "label_mode": "soft", "rollouts": 4, "solutions_per_problem": 2, "max_steps": 8,
+           "temperature": 0.7, "max_new_tokens": 64}
+    rows, _ = label_round(cycling_generator(), cfg, [res], {"p1": EQ_PROBLEM})
+    assert [r["oracle"] for r in rows] == [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+    assert [r["solve_rate"] for r in rows] == [0.25, 0.25]
+    with pytest.raises(ValueError, match="label source"):
+        label_round(None, {**cfg, "labels": "guess"}, [res])
+
+
+def test_only_problems_with_an_informative_solve_rate_are_kept():
+    from searchlearn.reward.labels import informative, solve_rate
+
+    none = _result([(join_steps(BAD), False)] * 4)
+    some = _result([(join_steps(GOOD), True)] + [(join_steps(BAD), False)] * 3)
+    all_ = _result([(join_steps(GOOD), True)] * 2)
+    unverified = SearchResult(problem_id="p1", question="q", reference="1", best=None, tokens=0,
+                              candidates=[Candidate(text="x", num_tokens=1)])
+    assert [solve_rate(r) for r in (none, some, all_, unverified)] == [0.0, 0.25, 1.0, 0.0]
+    assert informative([none, some, all_], 0.1, 0.9) == [some]
+    assert informative([none.to_dict(), some.to_dict(), all_.to_dict()], 0.0, 1.0) == [
+        none.to_dict(), some.to_dict(), all_.to_dict()]
+    assert informative([none, some, all_], 0.3, 1.0) == [all_]

@@ -67,16 +67,18 @@ RUNS = {
                      "search.selection", "problems.base", "formatting", "answers", "generation", "reward.prm",
                      "sharding"},
     "search-for-data": {"stages.search", "stages.common", "stages.data", "problems.base", "sharding"},
-    "label-shard": {"stages.reward", "stages.common", "reward.labels", "reward.orm", "answers", "formatting",
-                    "generation", "sharding"},
-    "label-steps": {"stages.reward", "stages.common", "reward.labels", "sharding"},
-    "train-reward-model": {"stages.reward", "stages.common", "reward.prm_train", "reward.labels", "learn.launch"},
+    "label-shard": {"stages.reward", "stages.common", "reward.labels", "reward.orm", "reward.oracle", "answers",
+                    "formatting", "generation", "sharding", "problems.base"},
+    "label-steps": {"stages.reward", "stages.common", "reward.labels", "reward.quality", "sharding"},
+    "train-reward-model": {"stages.reward", "stages.common", "reward.trainers", "reward.prm_train",
+                           "reward.implicit_train", "reward.implicit", "reward.verifier", "reward.quality",
+                           "reward.labels", "learn.launch", "learn.lm_head"},
     "learn-policy": {"stages.learn", "stages.common", "learn.rft", "learn.dpo", "learn.grpo", "learn.sft",
                      "answers", "formatting", "problems.base", "reward.prm"},
     "evaluate-policy": {"stages.evaluate", "stages.common", "stages.data", "evaluation", "search.selection",
                         "search.best_of_n", "problems.base", "answers", "formatting", "generation"},
     "evaluate-reranking": {"stages.evaluate", "evaluation", "search.selection", "reward.base", "reward.prm",
-                           "reward.orm", "generation"},
+                           "reward.orm", "reward.verifier", "reward.implicit", "generation"},
     "evaluate-scaling": {"stages.evaluate", "search.scaling", "search.beam", "search.dvts", "search.mcts",
                          "search.best_of_n", "reward.prm", "generation"},
 }
@@ -155,6 +157,13 @@ def test_a_comment_in_a_module_a_stage_runs_recomputes_it(stages, source_copy):
     edit(source_copy, "searchlearn.search.selection", "from __future__", "# a comment\nfrom __future__")
     assert changed(keys(stages), keys(stages, source_copy)) == {
         "evaluate-policy", "evaluate-reranking", "evaluate-scaling", "search-shard"}
+
+
+def test_training_code_of_a_reward_model_kind_recomputes_only_its_training(stages, source_copy):
+    """The trainers' registry is apart from the scorers': stages that only score (search,
+    evaluation) or only label do not depend on how a kind is trained."""
+    edit(source_copy, "searchlearn.reward.implicit_train", "from __future__", "# a comment\nfrom __future__")
+    assert changed(keys(stages), keys(stages, source_copy)) == {"train-reward-model"}
 
 
 def test_another_search_algorithm_recomputes_only_the_stages_that_may_pick_it(stages, source_copy):

@@ -120,7 +120,9 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
     from searchlearn.learn import LEARNERS
     from searchlearn.models import SOURCES as MODEL_SOURCES
     from searchlearn.problems.sources import SOURCES as PROBLEM_SOURCES
+    from searchlearn.reward import SCORERS
     from searchlearn.reward.base import AGGREGATIONS
+    from searchlearn.reward.labels import LABEL_SOURCES
     from searchlearn.search import ALGORITHMS, SELECTIONS
 
     return {
@@ -142,7 +144,8 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
         "search.mcts.selection": lambda: sorted(SELECTIONS),
         "search.mcts.prior": lambda: ["policy", "uniform"],
         "search.mcts.evaluation": lambda: ["mixed", "prm", "rollout"],
-        "prm.kind": lambda: ["orm", "prm"],
+        "prm.kind": lambda: sorted(SCORERS),
+        "prm.labels": lambda: sorted(LABEL_SOURCES),
         "prm.init_from": lambda: ["policy", "previous"],
         "prm.label_mode": lambda: ["hard", "soft"],
         "execution.task_runner": lambda: ["dask", "ray", "threads"],
@@ -160,6 +163,7 @@ def validate(cfg: DictConfig) -> None:
     for error in range_errors(flatten(cfg)):
         raise ConfigError(error)
     _check_search(cfg)
+    _check_reward_models(cfg)
     if cfg.learn.algorithm == "grpo" and cfg.learn.grpo.prm_weight > 0 and not cfg.prm.enabled:
         raise ConfigError("learn.grpo.prm_weight > 0 shapes the reward with the PRM: set prm.enabled=true "
                           "(or learn.grpo.prm_weight=0)")
@@ -175,6 +179,17 @@ def validate(cfg: DictConfig) -> None:
             path = p[key]
             if not path or not Path(path).is_file():
                 raise ConfigError(f"problems.{key}: file not found: {path!r}")
+
+
+def _check_reward_models(cfg: DictConfig) -> None:
+    from searchlearn.reward import SCORERS
+
+    unknown = [k for k in cfg.prm.compare_kinds if k not in SCORERS]
+    if unknown:
+        raise ConfigError(f"prm.compare_kinds: {unknown} not among: {', '.join(sorted(SCORERS))}")
+    if cfg.prm.min_solve_rate > cfg.prm.max_solve_rate:
+        raise ConfigError(f"prm.min_solve_rate={cfg.prm.min_solve_rate} is above "
+                          f"prm.max_solve_rate={cfg.prm.max_solve_rate}: no problem would be labelled")
 
 
 def _check_search(cfg: DictConfig) -> None:

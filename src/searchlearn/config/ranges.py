@@ -99,6 +99,9 @@ RULES: dict[str, Range] = {
     "prm.eval_fraction": Range(0, 1, high_open=True),
     "prm.rerank_n": POSITIVE,
     "prm.rerank_problems": NON_NEGATIVE,
+    "prm.min_solve_rate": FRACTION,
+    "prm.max_solve_rate": FRACTION,
+    "prm.implicit.beta": POSITIVE,
     # evaluation
     "eval.num_problems": NON_NEGATIVE,  # 0: the whole split
     "eval.k": NON_NEGATIVE,  # 0: greedy only

@@ -217,12 +217,21 @@ class TrackingConfig:
 
 
 @dataclass
+class ImplicitPRMConfig:
+    beta: float = f(0.05, "β of the implicit reward β·log πθ/πref: the loss is BCE(σ(β·Σ_t log πθ/πref), outcome); step values are σ(β·q_k).")
+
+
+@dataclass
 class PRMConfig:
     enabled: bool = f(False, "Label steps and (re)train a reward model every round; search and evaluation then use it.")
-    kind: str = f("prm", "prm: Math-Shepherd Monte-Carlo step labels | orm: one verifier label per solution.")
+    kind: str = f("prm", "The reward model search and GRPO use. prm: Math-Shepherd token classifier on step labels | orm: outcome label at the last token | verifier: outcome label at every token (Cobbe et al.) | implicit: causal LM trained on outcomes, step values from β·log πθ/πref (Yuan et al. 2024).")
+    compare_kinds: list = f([], "Other kinds trained every round on the same labels, for the reranking comparison (evaluate-reranking): any of prm | orm | verifier | implicit.")
     init_from: str = f("previous", "previous: warm-start from last round's reward model (round 1: the policy) | policy: the round's policy + a new score head.")
+    labels: str = f("mc", "Step labels for a prm. mc: Monte-Carlo rollouts (works on any domain) | oracle: the exact step oracle, no rollouts (problems with reference equations only; an upper bound for ablations).")
     label_mode: str = f("soft", "soft: fraction of rollouts reaching the reference answer | hard: 1 if any does.")
-    problems_per_round: int = f(32, "Searched problems whose solutions get labelled (0 = all). Main cost knob.")
+    problems_per_round: int = f(32, "Searched problems considered for labelling (0 = all); the solve-rate filter then picks among them. Main cost knob.")
+    min_solve_rate: float = f(0.1, "Label only problems whose share of correct search candidates is at least this (below it, Monte-Carlo values are near 0 for right and wrong steps alike).")
+    max_solve_rate: float = f(0.9, "... and at most this (above it, near 1 alike). 0 and 1 label every problem.")
     solutions_per_problem: int = f(2, "Solutions labelled per problem (correct and incorrect interleaved before the cap).")
     rollouts: int = f(4, "Completions per step prefix (tokens ~ problems x solutions x (steps - 1) x rollouts x length).")
     max_steps: int = f(6, "Label only the first N steps of each solution.")
@@ -230,9 +239,9 @@ class PRMConfig:
     top_p: float = f(1.0, "Rollout nucleus sampling.")
     max_new_tokens: int = f(160, "Max tokens per rollout (a full completion from the prefix).")
     eval_fraction: float = f(0.15, "Share of labelled problems held out for step-level AUC / accuracy.")
-    train_orm: bool = f(False, "Also train an ORM each round, for the PRM-vs-ORM best-of-N comparison in evaluation.")
-    rerank_n: list = f([1, 2, 4, 8, 16], "Best-of-N sizes for the reranking evaluation (PRM-min, PRM-last, ORM, majority, random).")
+    rerank_n: list = f([1, 2, 4, 8, 16], "Best-of-N sizes for the reranking evaluation (each trained kind by its aggregations, majority, random).")
     rerank_problems: int = f(0, "Held-out problems used for the reranking evaluation (0 = eval.num_problems).")
+    implicit: ImplicitPRMConfig = sub(ImplicitPRMConfig, "The implicit PRM's own settings (kind implicit).")
     train: TrainConfig = sub(TrainConfig, "Reward-model optimizer settings.")
 
 

@@ -5,18 +5,24 @@ only when a scorer is constructed.
 """
 
 from searchlearn.reward.base import AGGREGATIONS, StepScorer, aggregate
+from searchlearn.reward.implicit import ImplicitPRMScorer
 from searchlearn.reward.orm import ORMScorer
 from searchlearn.reward.prm import PRMScorer
+from searchlearn.reward.verifier import VerifierScorer
 
-# Config name -> StepScorer class; each takes (path, batch_size=...).
+# Config name (prm.kind) -> StepScorer class; each takes (path, batch_size=...) and
+# says how reranking aggregates its step scores (`aggregations`). The trainers are
+# in reward/trainers.py.
 SCORERS: dict[str, type] = {
     "prm": PRMScorer,
     "orm": ORMScorer,
+    "verifier": VerifierScorer,
+    "implicit": ImplicitPRMScorer,
 }
 
 
 def load_scorer(kind: str, path: str, **kwargs) -> StepScorer:
-    """Load a trained reward model directory as a StepScorer (`kind`: prm | orm)."""
+    """Load a trained reward model directory as a StepScorer (`kind`: a SCORERS name)."""
     try:
         cls = SCORERS[kind]
     except KeyError:
@@ -24,4 +30,5 @@ def load_scorer(kind: str, path: str, **kwargs) -> StepScorer:
     return cls(path, **kwargs)
 
 
-__all__ = ["AGGREGATIONS", "SCORERS", "ORMScorer", "PRMScorer", "StepScorer", "aggregate", "load_scorer"]
+__all__ = ["AGGREGATIONS", "SCORERS", "ImplicitPRMScorer", "ORMScorer", "PRMScorer", "StepScorer", "VerifierScorer",
+           "aggregate", "load_scorer"]

@@ -1,13 +1,20 @@
-"""Math-Shepherd Monte-Carlo step labels and the labelled-step dataset format.
+"""Step labels (Math-Shepherd Monte-Carlo, or the exact oracle) and the labelled-step
+dataset format.
 
-A step's value is estimated by completing the solution prefix that ends with it
-`rollouts` times and verifying the final answers: soft label = fraction correct,
-hard label = 1 if any rollout is correct (Wang et al. 2024, "Math-Shepherd").
+A step's Monte-Carlo value is estimated by completing the solution prefix that ends
+with it `rollouts` times and verifying the final answers: soft label = fraction
+correct, hard label = 1 if any rollout is correct (Wang et al. 2024, "Math-Shepherd").
+Where a problem has reference equations (arithmetic problems, annotated GSM8K), the
+step oracle (reward/oracle.py) gives every step's truth without rollouts: a label
+source of its own (`prm.labels=oracle`, an upper bound) and the yardstick for the
+Monte-Carlo labels' noise (reward/quality.py).
 
-Labelled-step rows (JSONL, one per solution) also carry ORM outcome labels
-(reward/orm.py), so the reader accepts any `source`:
+Labelled-step rows (JSONL, one per solution) also carry outcome labels (reward/orm.py,
+every step labelled with the solution's correctness), so the reader accepts any `source`:
     {"question": str, "steps": [str], "labels": [float in 0..1],
-     "problem_id": str, "source": "mc_soft" | "mc_hard" | "outcome" | ...}
+     "problem_id": str, "source": "mc_soft" | "mc_hard" | "oracle" | "outcome" | ...,
+     "oracle": [0.0 | 1.0] (optional: the oracle's verdict per step, where it has one),
+     "solve_rate": float (optional: the problem's share of correct search candidates)}
 """
 
 from __future__ import annotations
@@ -21,9 +28,15 @@ from searchlearn.answers import is_correct
 from searchlearn.formatting import build_prompt, is_answer_step, join_steps, split_steps
 from searchlearn.generation.base import Generator, SamplingParams
 from searchlearn.problems.base import DatasetFormatError, Problem, iter_jsonl
+from searchlearn.reward.oracle import check, reference_equations
 
 LABEL_MODES = ("soft", "hard")
+LABEL_SOURCES = ("mc", "oracle")  # prm.labels
 ROW_KEYS = ("question", "steps", "labels", "problem_id", "source")
+# Reward-model kinds trained on per-step labels; every other kind learns from outcome
+# rows (reward/orm.py), which need no rollouts. Kept here, free of model code, so the
+# labelling stage can ask without depending on any trainer.
+STEP_LABEL_KINDS = ("prm",)
 
 # solutions[i] holds the step lists sampled for problems[i].
 Solutions = Sequence[Sequence[Sequence[str]]]
@@ -53,6 +66,12 @@ def row_error(row: dict) -> str | None:
             return f"label {j} is not a number: {y!r}"
         if not 0.0 <= y <= 1.0:  # also rejects NaN
             return f"label {j} = {y!r} is outside [0, 1]"
+    oracle = row.get("oracle")
+    if oracle is not None:
+        if not isinstance(oracle, list) or len(oracle) != len(steps):
+            return f"{len(steps)} steps but an oracle of {len(oracle) if isinstance(oracle, list) else 'no list'}"
+        if any(isinstance(y, bool) or y not in (0, 1) for y in oracle):
+            return f"oracle verdicts must be 0 or 1, got {oracle!r}"
     return None
 
 
@@ -75,11 +94,33 @@ def read_labelled_steps(path: str | Path) -> list[dict]:
         err = row_error(row)
         if err:
             raise DatasetFormatError(f"{path}:{lineno}: bad labelled-step row: {err}")
-        rows.append({**row, "problem_id": str(row["problem_id"]), "labels": [float(y) for y in row["labels"]]})
+        row = {**row, "problem_id": str(row["problem_id"]), "labels": [float(y) for y in row["labels"]]}
+        if row.get("oracle") is not None:
+            row["oracle"] = [float(y) for y in row["oracle"]]
+        rows.append(row)
     return rows
 
 
 # ---- which solutions to label ----------------------------------------------------
+
+
+def solve_rate(result) -> float:
+    """The share of a search result's verified candidates that are correct (a
+    SearchResult or its dict); 0 when none was verified."""
+    res = result if isinstance(result, dict) else result.to_dict()
+    verdicts = [bool(c["correct"]) for c in res["candidates"] if c.get("correct") is not None]
+    return sum(verdicts) / len(verdicts) if verdicts else 0.0
+
+
+def informative(results: Iterable, min_rate: float = 0.0, max_rate: float = 1.0) -> list:
+    """The results whose solve rate lies in [min_rate, max_rate].
+
+    Why: at a solve rate near 0, almost every prefix's Monte-Carlo value is near 0,
+    right step or wrong, and near 1 almost every one is near 1; the labels then carry
+    the problem's difficulty, not the step's quality. Between them, rollouts from a
+    right prefix succeed more often than from a wrong one, and the problem has both
+    correct and incorrect solutions to contrast (for outcome-trained models too)."""
+    return [r for r in results if min_rate <= solve_rate(r) <= max_rate]
 
 
 def solutions_from_results(results: Iterable, per_problem: int) -> tuple[list[Problem], list[list[list[str]]]]:
@@ -179,7 +220,7 @@ def _plan_labels(problems: Sequence[Problem], solutions: Solutions, mode: str, m
     stats = {"solutions": 0, "truncated_solutions": 0, "final_from_verifier": 0, "witnessed_steps": 0}
     for problem, sols in zip(problems, solutions):
         for raw in sols:
-            steps = split_steps(join_steps(list(raw)))  # normalise: strip, drop blanks, cut after the answer
+            steps = _normalised(raw)
             if not steps:
                 continue
             correct = is_correct(join_steps(steps), problem.answer)
@@ -201,11 +242,85 @@ def _plan_labels(problems: Sequence[Problem], solutions: Solutions, mode: str, m
     return rows, jobs, stats
 
 
-def label_round(generator: Generator, cfg: dict, results: Iterable) -> tuple[list[dict], dict]:
-    """One round of labelling from the `prm:` config section (plain dict): the
-    solutions this round's search produced (`results`), no extra sampling."""
-    sampling = SamplingParams(temperature=cfg["temperature"], top_p=cfg.get("top_p", 1.0),
-                              max_new_tokens=cfg["max_new_tokens"])
-    problems, solutions = solutions_from_results(results, cfg["solutions_per_problem"])
-    return estimate_step_labels(problems, solutions, generator, cfg["rollouts"], cfg["label_mode"],
-                                cfg["max_steps"], sampling)
+def _normalised(steps: Sequence[str]) -> list[str]:
+    """Strip steps, drop blank ones, cut after the answer line."""
+    return split_steps(join_steps(list(steps)))
+
+
+def label_round(generator: Generator | None, cfg: dict, results: Iterable,
+                problems: dict[str, Problem] | None = None) -> tuple[list[dict], dict]:
+    """One round of step labels from the `prm:` config section (plain dict): the
+    solutions this round's search produced (`results`), no extra sampling.
+
+    `cfg["labels"]`: "mc" (default) labels by rollouts with `generator`; "oracle"
+    labels by the step oracle and needs no generator. `problems` (by id, with their
+    meta) give each row its `oracle` verdicts where the problem has reference
+    equations; with oracle labels, solutions of problems without them are dropped."""
+    results = list(results)
+    chosen, solutions = solutions_from_results(results, cfg["solutions_per_problem"])
+    source = cfg.get("labels", "mc")
+    if source == "oracle":
+        rows, stats = oracle_step_labels(chosen, solutions, problems or {}, cfg["max_steps"])
+    elif source == "mc":
+        sampling = SamplingParams(temperature=cfg["temperature"], top_p=cfg.get("top_p", 1.0),
+                                  max_new_tokens=cfg["max_new_tokens"])
+        rows, stats = estimate_step_labels(chosen, solutions, generator, cfg["rollouts"], cfg["label_mode"],
+                                           cfg["max_steps"], sampling)
+    else:
+        raise ValueError(f"unknown label source {source!r}; choose one of {LABEL_SOURCES}")
+    return annotate(rows, results, problems or {}), stats
+
+
+def annotate(rows: Iterable[dict], results: Iterable, problems: dict[str, Problem]) -> list[dict]:
+    """`rows` with each problem's search solve rate and, where the oracle has a
+    verdict, its `oracle` labels: what label-noise measurements group and compare by."""
+    rates = {str(r["problem_id"] if isinstance(r, dict) else r.problem_id): solve_rate(r) for r in results}
+    return [{**row, "solve_rate": rates[row["problem_id"]]} if row["problem_id"] in rates else row
+            for row in with_oracle(rows, problems)]
+
+
+# ---- the oracle's labels -----------------------------------------------------------
+
+
+def oracle_verdicts(row: dict, problems: dict[str, Problem]) -> list[float] | None:
+    """The oracle's 0/1 verdict on each step of a labelled-step row, or None when its
+    problem is unknown here or has no reference equations."""
+    problem = problems.get(row["problem_id"])
+    equations = reference_equations(problem.meta) if problem is not None else None
+    if equations is None:
+        return None
+    return check(problem.question, problem.answer, equations, row["steps"]).labels()
+
+
+def with_oracle(rows: Iterable[dict], problems: dict[str, Problem]) -> list[dict]:
+    """`rows`, each with its `oracle` verdicts where its problem has them."""
+    out = []
+    for row in rows:
+        verdicts = oracle_verdicts(row, problems)
+        out.append(row if verdicts is None else {**row, "oracle": verdicts})
+    return out
+
+
+def oracle_step_labels(chosen: Sequence[Problem], solutions: Solutions, problems: dict[str, Problem],
+                       max_steps: int = 8) -> tuple[list[dict], dict]:
+    """Step labels from the oracle instead of rollouts (`prm.labels=oracle`): 1 before
+    a solution's first wrong step, 0 from it on. No generation; solutions of problems
+    without reference equations get no row (counted in stats["no_oracle_solutions"])."""
+    rows, stats = [], {"solutions": 0, "truncated_solutions": 0, "no_oracle_solutions": 0, "prefixes": 0,
+                       "rollouts": 0, "tokens": 0, "generate_seconds": 0.0}
+    for problem, sols in zip(chosen, solutions):
+        for raw in sols:
+            steps = _normalised(raw)
+            if not steps:
+                continue
+            stats["truncated_solutions"] += len(steps) > max_steps
+            row = {"question": problem.question, "steps": steps[:max_steps], "labels": [],
+                   "problem_id": problem.id, "source": "oracle"}
+            verdicts = oracle_verdicts(row, problems)
+            if verdicts is None:
+                stats["no_oracle_solutions"] += 1
+                continue
+            rows.append({**row, "labels": verdicts, "oracle": verdicts})
+            stats["solutions"] += 1
+    stats.update(mode="oracle", **summarize_labels(rows))
+    return rows, stats

@@ -24,6 +24,7 @@ class ORMScorer(PRMScorer):
     ORM's judgement of the text so far, read at its last token."""
 
     kind = "orm"
+    aggregations = ("last",)
 
     def _per_step(self, raw: list[float | None]) -> list[float]:
         last = fill_missing(raw)[-1] if raw else 0.5

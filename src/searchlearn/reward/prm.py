@@ -68,14 +68,26 @@ def encode_solutions(tokenizer, questions: Sequence[str], step_lists: Sequence[S
     """For each solution: token ids (cut to max_length) and each step's label
     position (None if the step ends beyond max_length or cannot be located).
     One tokenizer call for the whole batch (fast tokenizers parallelise it)."""
+    return [(ids, positions) for ids, positions, _ in encode_with_starts(tokenizer, questions, step_lists,
+                                                                         max_length)]
+
+
+def encode_with_starts(tokenizer, questions: Sequence[str], step_lists: Sequence[Sequence[str]],
+                       max_length: int) -> list[tuple[list[int], list[int | None], int]]:
+    """`encode_solutions` plus, per solution, the index of its first solution token
+    (the first that ends past the prompt): where a verifier's labels and an implicit
+    PRM's log-ratios start."""
     if not questions:
         return []
     texts, all_spans = zip(*(solution_text(q, s) for q, s in zip(questions, step_lists)))
     enc = tokenizer(list(texts), return_offsets_mapping=True, add_special_tokens=True)
     out = []
-    for ids, offsets, spans in zip(enc["input_ids"], enc["offset_mapping"], all_spans):
+    for text, ids, offsets, spans in zip(texts, enc["input_ids"], enc["offset_mapping"], all_spans):
         positions = step_end_positions(offsets, spans)
-        out.append((list(ids)[:max_length], [p if p is not None and p < max_length else None for p in positions]))
+        prompt_end = spans[0][0] if spans else len(text)
+        start = next((t for t, (a, b) in enumerate(offsets) if b > a and b > prompt_end), len(ids))
+        out.append((list(ids)[:max_length], [p if p is not None and p < max_length else None for p in positions],
+                    start))
     return out
 
 
@@ -153,6 +165,21 @@ def read_prm_config(path: str | Path) -> dict:
     return json.loads(cfg_path.read_text(encoding="utf-8"))
 
 
+def scoring_dtype(precision: str = "auto"):
+    """Scoring is inference: bf16 weights where the hardware multiplies bf16 (no fp32
+    master copy to keep), fp32 elsewhere or when asked."""
+    import torch
+
+    from searchlearn.learn.scaffold import resolve_precision
+
+    return torch.bfloat16 if resolve_precision(precision) == "bf16" else torch.float32
+
+
+def check_kind(config: dict, kind: str, path) -> None:
+    if config.get("kind", "prm") != kind:
+        raise ValueError(f"{path} holds a {config.get('kind')!r} model, not a {kind!r} one")
+
+
 class PRMScorer:
     """StepScorer backed by a trained PRM directory (see prm_train.train_prm).
 
@@ -163,27 +190,35 @@ class PRMScorer:
     """
 
     kind = "prm"
+    # How a best-of-N comparison reads its step scores (evaluate-reranking): a process
+    # model by its weakest step and by its last; an outcome model by its last.
+    aggregations = ("min", "last")
 
     def __init__(self, prm_dir: str | Path, batch_size: int = 32, device: str | None = None,
                  max_length: int | None = None, precision: str = "auto"):
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        from searchlearn.learn.scaffold import keep_heap, resolve_precision
+        from searchlearn.learn.scaffold import keep_heap
 
-        self.config = read_prm_config(prm_dir)
-        if self.config.get("kind", "prm") != self.kind:
-            raise ValueError(f"{prm_dir} holds a {self.config.get('kind')!r} model, not a {self.kind!r} one")
+        config = read_prm_config(prm_dir)
+        check_kind(config, self.kind, prm_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        # Scoring is inference: bf16 weights where the hardware multiplies bf16 (no fp32
-        # master copy to keep), fp32 elsewhere or when asked.
-        dtype = torch.bfloat16 if resolve_precision(precision) == "bf16" else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(prm_dir)
-        self.model = AutoModelForTokenClassification.from_pretrained(prm_dir, dtype=dtype).to(device).eval()
+        model = AutoModelForTokenClassification.from_pretrained(prm_dir, dtype=scoring_dtype(precision))
         keep_heap()
-        self.batch_size = batch_size
+        self._setup(model.to(device).eval(), AutoTokenizer.from_pretrained(prm_dir), config, batch_size, max_length)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, config: dict, batch_size: int = 32, max_length: int | None = None):
+        """A scorer over a model in memory (a trainer's, for its held-out evaluation)."""
+        scorer = cls.__new__(cls)
+        scorer._setup(model, tokenizer, config, batch_size, max_length)
+        return scorer
+
+    def _setup(self, model, tokenizer, config: dict, batch_size: int, max_length: int | None) -> None:
+        self.model, self.tokenizer, self.config, self.batch_size = model, tokenizer, config, batch_size
         # Training's max_length is a compute knob; scoring only stops at the model's context.
-        self.max_length = max_length or scoring_max_length(self.model)
+        self.max_length = max_length or scoring_max_length(model)
         self.stats = {"calls": 0, "sequences": 0, "tokens": 0, "unscored_steps": 0, "seconds": 0.0}
 
     def score(self, questions: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list[list[float]]:
@@ -192,14 +227,19 @@ class PRMScorer:
         if not questions:
             return []
         start = time.perf_counter()
-        encoded = encode_solutions(self.tokenizer, questions, step_lists, self.max_length)
-        raw = score_encoded(self.model, encoded, pad_token_id(self.tokenizer), self.batch_size)
+        encoded = encode_with_starts(self.tokenizer, questions, step_lists, self.max_length)
+        raw = self._raw_scores(encoded)
         self.stats["calls"] += 1
-        self.stats["tokens"] += sum(len(ids) for ids, _ in encoded)
+        self.stats["tokens"] += sum(len(e[0]) for e in encoded)
         self.stats["sequences"] += len(questions)
         self.stats["unscored_steps"] += sum(s is None for r in raw for s in r)
         self.stats["seconds"] += time.perf_counter() - start
         return [self._per_step(r) for r in raw]
+
+    def _raw_scores(self, encoded: list[tuple[list[int], list[int | None], int]]) -> list[list[float | None]]:
+        """Each step's score where it could be placed, None elsewhere."""
+        return score_encoded(self.model, [(ids, pos) for ids, pos, _ in encoded], pad_token_id(self.tokenizer),
+                             self.batch_size)
 
     def _per_step(self, raw: list[float | None]) -> list[float]:
         return fill_missing(raw)

@@ -1,12 +1,18 @@
-"""Train a process (or outcome) reward model on labelled steps with transformers' Trainer.
+"""Train a token-classification reward model (PRM, ORM or verifier) on labelled steps
+with transformers' Trainer, on the project's training scaffold.
 
 TRL 1.16 has no PRMTrainer, so this is the Math-Shepherd recipe in a small
 Trainer subclass: a one-logit token-classification head on a causal LM, a soft
 label at the last token of each step (positions from prm.encode_solutions), -100
 everywhere else, and BCE-with-logits on the labelled positions only.
 
-`target="orm"` reuses everything but keeps a single label, the solution's
-outcome, at the last step's end token: the standard outcome reward model.
+The other targets reuse everything but where the labels sit:
+- `orm`: a single label, the solution's outcome, at the last step's end token
+  (the standard outcome reward model);
+- `verifier`: the outcome at *every* token of the solution (Cobbe et al. 2021,
+  TinyGSM): each prefix learns to predict whether the solution will end right, so
+  the score at a step's end is a value estimate, read like a PRM's.
+The implicit PRM is a causal LM with a different loss: reward/implicit_train.py.
 """
 
 from __future__ import annotations
@@ -20,17 +26,16 @@ from typing import Sequence
 from searchlearn.learn import scaffold
 from searchlearn.learn.base import schema_defaults, with_defaults
 from searchlearn.learn.distributed import is_main_process
-from searchlearn.reward.prm import (
-    PRM_CONFIG,
-    encode_solutions,
-    pad_batch,
-    pad_token_id,
-    score_positions,
-    scoring_max_length,
-)
+from searchlearn.reward.orm import ORMScorer
+from searchlearn.reward.prm import PRM_CONFIG, PRMScorer, encode_with_starts, pad_batch, pad_token_id
+from searchlearn.reward.quality import score_metrics
+from searchlearn.reward.verifier import VerifierScorer
 
 IGNORE = -100
-TARGETS = ("prm", "orm")
+# Target -> the scorer that reads the trained model (its held-out evaluation scores
+# through it, exactly as search will).
+SCORER_OF = {"prm": PRMScorer, "orm": ORMScorer, "verifier": VerifierScorer}
+TARGETS = tuple(SCORER_OF)
 
 
 def resolve_train_cfg(train_cfg: dict) -> dict:
@@ -43,20 +48,19 @@ def resolve_train_cfg(train_cfg: dict) -> dict:
 def build_examples(tokenizer, rows: Sequence[dict], max_length: int, target: str = "prm") -> tuple[list[dict], dict]:
     """Turn labelled-step rows into {input_ids, labels} examples.
 
-    Labels are floats at step-end positions and IGNORE elsewhere. Steps whose end
-    token lies beyond max_length are dropped (the question is never cut: a PRM
-    label without its question is noise); a row with no step left is dropped,
-    and so is an ORM row whose last step does not fit. Sequences are cut right
-    after the last labelled token, since later tokens cannot affect it.
+    Labels are floats at the target's positions (see the module doc) and IGNORE
+    elsewhere. Steps whose end token lies beyond max_length are dropped (the
+    question is never cut: a label without its question is noise); a row with no
+    step left is dropped, and so is an ORM or verifier row whose last step does not
+    fit. Sequences are cut right after the last labelled token, since later tokens
+    cannot affect it.
     """
     if target not in TARGETS:
         raise ValueError(f"unknown reward-model target {target!r}; choose one of {TARGETS}")
     examples, counts = [], {"rows": len(rows), "examples": 0, "labels": 0, "dropped_steps": 0, "dropped_rows": 0}
-    encoded = encode_solutions(tokenizer, [r["question"] for r in rows], [r["steps"] for r in rows], max_length)
-    for row, (ids, positions) in zip(rows, encoded):
-        pairs = [(p, float(y)) for p, y in zip(positions, row["labels"]) if p is not None]
-        if target == "orm":
-            pairs = [(positions[-1], float(row["labels"][-1]))] if positions[-1] is not None else []
+    encoded = encode_with_starts(tokenizer, [r["question"] for r in rows], [r["steps"] for r in rows], max_length)
+    for row, (ids, positions, start) in zip(rows, encoded):
+        pairs = label_pairs(row["labels"], positions, start, target)
         counts["dropped_steps"] += len(row["steps"]) - len(pairs) if target == "prm" else 0
         if not pairs:
             counts["dropped_rows"] += 1
@@ -69,6 +73,19 @@ def build_examples(tokenizer, rows: Sequence[dict], max_length: int, target: str
         counts["labels"] += len(pairs)
     counts["examples"] = len(examples)
     return examples, counts
+
+
+def label_pairs(labels: Sequence[float], positions: Sequence[int | None], start: int,
+                target: str) -> list[tuple[int, float]]:
+    """(token position, label) pairs of one solution for `target`."""
+    if target == "prm":
+        return [(p, float(y)) for p, y in zip(positions, labels) if p is not None]
+    last = positions[-1] if positions else None
+    if last is None:
+        return []
+    if target == "orm":
+        return [(last, float(labels[-1]))]
+    return [(t, float(labels[-1])) for t in range(start, last + 1)]  # verifier: every solution token
 
 
 def collate(batch: Sequence[dict], pad_id: int) -> dict:
@@ -164,7 +181,8 @@ def train_prm(
         # Under accelerate launch the model is the same on every process after the
         # last step; the main process alone measures it on the held-out rows.
         if eval_rows and is_main_process():
-            metrics.update(evaluate_reward_model(trainer.model, tokenizer, eval_rows, target))
+            scorer = SCORER_OF[target].from_model(trainer.model, tokenizer, config)
+            metrics.update(evaluate_reward_model(scorer, eval_rows, per_step=target == "prm"))
         scaffold.save(trainer, out_dir, config, metrics, extras)
     return metrics
 
@@ -184,41 +202,15 @@ def _build_trainer(model, tokenizer, examples: list[dict], cfg: dict, seed: int,
     return trainer, curve
 
 
-def evaluate_reward_model(model, tokenizer, rows: Sequence[dict], target: str = "prm") -> dict:
-    """Step-level AUC and accuracy at 0.5 against hard labels (label >= 0.5), scored
-    as PRMScorer would (bf16 where the hardware does it). For an ORM only each
-    row's last step counts, which is what it is trained on."""
+def evaluate_reward_model(scorer, rows: Sequence[dict], per_step: bool) -> dict:
+    """Held-out metrics (quality.score_metrics) of a StepScorer over a model in
+    memory: AUC and accuracy against the rows' labels, every step's (`per_step`, a
+    PRM) or each solution's outcome, and against the oracle where rows carry it.
+    Scored under bf16 autocast where the hardware does bf16, as a loaded scorer would."""
     import torch
 
-    model.eval()
-    device = next(model.parameters()).device.type
+    scorer.model.eval()
+    device = next(scorer.model.parameters()).device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=scaffold.resolve_precision("auto") == "bf16"):
-        scores = score_positions(model, tokenizer, [r["question"] for r in rows], [r["steps"] for r in rows],
-                                 batch_size=32, max_length=scoring_max_length(model))
-    pairs = []
-    for row, s in zip(rows, scores):
-        idx = range(len(s)) if target == "prm" else [len(s) - 1]
-        pairs += [(s[j], row["labels"][j] >= 0.5) for j in idx if s[j] is not None]
-    preds, truth = [p for p, _ in pairs], [t for _, t in pairs]
-    acc = sum((p >= 0.5) == t for p, t in pairs) / len(pairs) if pairs else float("nan")
-    return {"eval_steps": len(pairs), "eval_auc": rank_auc(preds, truth), "eval_acc": acc,
-            "eval_positive_rate": sum(truth) / len(truth) if truth else float("nan")}
-
-
-def rank_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
-    """ROC AUC as the Mann-Whitney statistic (ties count half); NaN if a class is
-    missing. O(n log n), no sklearn needed."""
-    n_pos = sum(bool(p) for p in positives)
-    n_neg = len(positives) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    rank_sum, i = 0.0, 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        mid_rank = (i + j) / 2 + 1  # tied scores share the average rank
-        rank_sum += mid_rank * sum(bool(positives[order[k]]) for k in range(i, j + 1))
-        i = j + 1
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        scores = scorer.score([r["question"] for r in rows], [r["steps"] for r in rows])
+    return score_metrics(rows, scores, per_step)

@@ -75,7 +75,9 @@ def evaluate_policy(policy_dir: str, data_dir: str, eval_cfg: dict, gen_cfg: dic
 
 def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, dict], prm_cfg: dict,
                        eval_cfg: dict, gen_cfg: dict, seed: int, out_dir: str | Path) -> dict:
-    """Best-of-N at N in prm.rerank_n with PRM-min, PRM-last, ORM, majority and random."""
+    """Best-of-N at N in prm.rerank_n with every trained reward model (a process model
+    by its weakest and its last step: `prm_min`, `prm_last`; an outcome model by its
+    last: `orm`), majority and random."""
     from searchlearn.evaluation import rerank_curve
 
     def build(tmp: Path) -> dict:
@@ -83,8 +85,8 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
         scorers = {}
         for kind, ref in scorer_refs.items():
             scorer = load_scorer_ref(ref, kind)
-            for how in (("min", "last") if kind == "prm" else ("last",)):
-                scorers[f"{kind}_{how}" if kind == "prm" else kind] = (scorer, how)
+            for how in scorer.aggregations:
+                scorers[f"{kind}_{how}" if len(scorer.aggregations) > 1 else kind] = (scorer, how)
         with stage_generator(policy_dir, gen_cfg, seed, "rerank") as generator:
             metrics, table = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"],
                                           eval_cfg["temperature"], eval_cfg["max_new_tokens"], seed)

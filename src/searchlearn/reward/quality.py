@@ -1,0 +1,83 @@
+"""How good step labels and reward models are: AUC and agreement, against the labels
+they were trained on and against the exact step oracle (reward/oracle.py).
+
+Pure functions over labelled-step rows (reward/labels.py) and per-step scores, so
+they are tested on hand-made numbers. A row may carry `oracle` (0/1 per step, the
+oracle's verdict) beside its `labels` (Monte-Carlo soft or hard, the outcome, or
+the oracle itself).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+def rank_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count half); NaN if a class is
+    missing. O(n log n), no sklearn needed."""
+    n_pos = sum(bool(p) for p in positives)
+    n_neg = len(positives) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    rank_sum, i = 0.0, 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        mid_rank = (i + j) / 2 + 1  # tied scores share the average rank
+        rank_sum += mid_rank * sum(bool(positives[order[k]]) for k in range(i, j + 1))
+        i = j + 1
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def oracle_pairs(rows: Sequence[dict], values: Sequence[Sequence[float | None]]) -> list[tuple[float, bool]]:
+    """(value, oracle verdict) for every step of every row that carries the oracle."""
+    pairs = []
+    for row, vals in zip(rows, values):
+        truth = row.get("oracle")
+        if truth is not None:
+            pairs += [(v, t >= 0.5) for v, t in zip(vals, truth) if v is not None]
+    return pairs
+
+
+def agreement(pairs: Sequence[tuple[float, bool]], prefix: str) -> dict:
+    """Agreement of soft values in [0, 1] with 0/1 truth: `<prefix>agreement` (hard:
+    value >= 0.5 matches), `<prefix>auc` (does the value rank right steps above wrong
+    ones), `<prefix>mae` (mean |value - truth|), the step count and the truth's
+    positive rate. Empty when there is nothing to compare."""
+    if not pairs:
+        return {}
+    n = len(pairs)
+    return {f"{prefix}steps": n,
+            f"{prefix}agreement": sum((v >= 0.5) == t for v, t in pairs) / n,
+            f"{prefix}auc": rank_auc([v for v, _ in pairs], [t for _, t in pairs]),
+            f"{prefix}mae": sum(abs(v - t) for v, t in pairs) / n,
+            f"{prefix}positive_rate": sum(t for _, t in pairs) / n}
+
+
+def label_agreement(rows: Sequence[dict], prefix: str = "oracle_") -> dict:
+    """How well the rows' labels agree with the oracle, step by step (rows without
+    an oracle are left out): the label-noise measurement."""
+    return agreement(oracle_pairs(rows, [r["labels"] for r in rows]), prefix)
+
+
+def score_metrics(rows: Sequence[dict], scores: Sequence[Sequence[float | None]], per_step: bool) -> dict:
+    """A reward model's held-out metrics from its per-step scores (as its StepScorer
+    returns them): `eval_auc` / `eval_acc` against the rows' labels (label >= 0.5;
+    every step's with `per_step`, else each solution's last: its outcome), and
+    `eval_auc_oracle` / `eval_acc_oracle` against the oracle at every step where the
+    rows carry it."""
+    pairs = []
+    for row, s in zip(rows, scores):
+        idx = range(len(s)) if per_step else [len(s) - 1]
+        pairs += [(s[j], row["labels"][j] >= 0.5) for j in idx if s and s[j] is not None]
+    truth = [t for _, t in pairs]
+    out = {"eval_steps": len(pairs),
+           "eval_auc": rank_auc([p for p, _ in pairs], truth),
+           "eval_acc": sum((p >= 0.5) == t for p, t in pairs) / len(pairs) if pairs else float("nan"),
+           "eval_positive_rate": sum(truth) / len(truth) if truth else float("nan")}
+    oracle = agreement(oracle_pairs(rows, scores), "oracle_")
+    if oracle:
+        out.update(eval_oracle_steps=oracle["oracle_steps"], eval_auc_oracle=oracle["oracle_auc"],
+                   eval_acc_oracle=oracle["oracle_agreement"])
+    return out

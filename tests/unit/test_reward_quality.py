@@ -1,0 +1,80 @@
+"""Label and reward-model quality (reward/quality.py) and the implicit PRM's step
+values (reward/implicit.py), on hand-made numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from searchlearn.reward.quality import agreement, label_agreement, score_metrics
+
+
+def row(labels, oracle=None, **extra) -> dict:
+    return {"question": "q", "steps": [f"s{j}" for j in range(len(labels))], "labels": labels,
+            "problem_id": "p", "source": "t", **({"oracle": oracle} if oracle is not None else {}), **extra}
+
+
+def test_agreement_on_hand_made_pairs():
+    got = agreement([(0.9, True), (0.6, False), (0.2, False), (0.5, True)], "x_")
+    # AUC: right [.9, .5] vs wrong [.6, .2]: .5 loses to .6, 3 of 4 pairs.
+    assert got == pytest.approx({"x_steps": 4, "x_agreement": 3 / 4, "x_auc": 3 / 4,
+                                 "x_mae": (0.1 + 0.6 + 0.2 + 0.5) / 4, "x_positive_rate": 0.5})
+    assert agreement([], "x_") == {}
+
+
+def test_label_agreement_skips_rows_without_an_oracle():
+    rows = [row([1.0, 0.25], [1, 0]), row([0.0, 0.0]), row([0.75, 0.5], [0, 0])]
+    got = label_agreement(rows)
+    assert got["oracle_steps"] == 4 and got["oracle_agreement"] == pytest.approx(2 / 4)
+    assert got["oracle_auc"] == pytest.approx(1.0)  # the one right step outranks every wrong one
+    assert math.isnan(label_agreement([row([0.5], [1])])["oracle_auc"])  # one class only
+
+
+def test_score_metrics_per_step_and_per_outcome():
+    rows = [row([1.0, 1.0], [1, 1]), row([0.0, 0.0], [1, 0]), row([1.0, 1.0])]
+    scores = [[0.9, 0.8], [0.7, 0.1], [0.4, 0.6]]
+    per_step = score_metrics(rows, scores, per_step=True)
+    # Labels: 4 positives [.9, .8, .4, .6] vs 2 negatives [.7, .1]: 6 of 8 pairs.
+    assert per_step["eval_steps"] == 6 and per_step["eval_auc"] == pytest.approx(6 / 8)
+    assert per_step["eval_acc"] == pytest.approx(4 / 6)
+    # Oracle (first two rows): right [.9, .8, .7] vs wrong [.1].
+    assert per_step["eval_oracle_steps"] == 4 and per_step["eval_auc_oracle"] == 1.0
+    assert per_step["eval_acc_oracle"] == 1.0
+    outcome = score_metrics(rows, scores, per_step=False)
+    # Outcomes at the last step: [.8, .6] right vs [.1] wrong; the oracle still every step.
+    assert outcome["eval_steps"] == 3 and outcome["eval_auc"] == 1.0 and outcome["eval_positive_rate"] == 2 / 3
+    assert outcome["eval_auc_oracle"] == per_step["eval_auc_oracle"]
+    assert "eval_auc_oracle" not in score_metrics(rows[2:], scores[2:], per_step=True)
+
+
+def test_implicit_step_values_sum_log_ratios_up_to_each_step_end():
+    import torch
+
+    from searchlearn.reward.implicit import solution_labels, step_values
+
+    # Column t holds token t+1's log-ratio; the prompt (tokens 0..1) contributes 0.
+    ratio = torch.tensor([[0.0, 1.0, -2.0, 0.5, 3.0],
+                          [0.0, 0.0, 4.0, 0.0, 0.0]])
+    values = step_values(ratio, [[2, 4, 5], [3, None]], beta=0.5)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert values[0] == pytest.approx([sig(0.5 * 1.0), sig(0.5 * -0.5), sig(0.5 * 2.5)])
+    assert values[1][0] == pytest.approx(sig(2.0)) and values[1][1] is None
+    assert step_values(ratio, [[0]], beta=1.0) == [[None]]  # nothing predicted before token 0
+
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 0]])
+    assert solution_labels(ids, [4, 3], [2, 1]).tolist() == [[-100, -100, 7, 8], [-100, 6, 7, -100]]
+
+
+def test_implicit_loss_is_bce_on_the_scaled_log_likelihood_ratio():
+    import torch
+
+    from searchlearn.reward.implicit_train import implicit_loss
+
+    policy, ref = torch.tensor([-3.0, -10.0]), torch.tensor([-5.0, -6.0])
+    got = implicit_loss(policy, ref, torch.tensor([1.0, 0.0]), beta=0.5)
+    # Margins β·(log πθ − log πref): +1.0 for a right solution, −2.0 for a wrong one.
+    expected = -(math.log(1 / (1 + math.exp(-1.0))) + math.log(1 - 1 / (1 + math.exp(2.0)))) / 2
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # At πθ = πref the loss is log 2 whatever the outcome: training starts from no preference.
+    assert implicit_loss(ref, ref, torch.tensor([1.0, 0.0]), beta=0.5).item() == pytest.approx(math.log(2))
