@@ -71,7 +71,7 @@ def test_mlflow_records_parent_rounds_datasets_plots_and_model(first_run):
         assert "search.tokens" in child.data.metrics
         assert child.inputs.dataset_inputs, "search data should be logged as an MLflow dataset input"
         files = {a.path for a in client.list_artifacts(child.info.run_id, "search")}
-        assert files == {"search/results.jsonl"}
+        assert files == {"search/results.jsonl", "search/problems.json"}  # raw rows and the per-problem table
 
 
 def test_second_run_is_fully_cached(first_run):
