@@ -44,6 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=4, help="maj@k / pass@k of every arm's policies, sampled after the "
                    "runs (the loop itself evaluates greedy only, to stay in its time budget); 0 skips")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "quickstart.json"))
+    p.add_argument("--merge", action="store_true", help=argparse.SUPPRESS)  # internal: add to --out's arms
     return p.parse_args(argv)
 
 
@@ -58,6 +59,13 @@ def run_arm(experiment: str, run_dir: Path, overrides: list[str]) -> tuple[list[
     if not state.is_completed():
         raise SystemExit(f"{experiment} {overrides} failed: {state.message}")
     return state.result(), task_seconds(state.state_details.flow_run_id), wall
+
+
+def peak_rss_gib() -> float:
+    """This process's peak RSS so far (the arm, its post-hoc sampling included)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def task_seconds(flow_run_id) -> dict[str, list[float]]:
@@ -146,6 +154,8 @@ def per_round_seconds(seconds: dict[str, list[float]], rounds: int) -> list[dict
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if len(args.arms) > 1:
+        return run_arms_apart(sys.argv[1:] if argv is None else list(argv), args)
     from flows.server import prefect_api
 
     prefect_api()  # a Prefect server tied to this process (as `searchlearn run` starts one), unless one is set
@@ -159,7 +169,7 @@ def main(argv=None) -> int:
                 row.update(extra)
         stages = per_round_seconds(seconds, len(history) - 1)
         rows = [{**summarize(h), "stage_seconds": s} for h, s in zip(history, stages)]
-        result.update(loop=rows, init=rows[0], loop_wall_s=round(wall, 1))
+        result.update(loop=rows, init=rows[0], loop_wall_s=round(wall, 1), loop_peak_rss_gib=peak_rss_gib())
         print(json.dumps({"arm": "loop", "wall_s": round(wall, 1),
                           "greedy": [r["greedy"] for r in rows],
                           "handwritten": [r["greedy_handwritten"] for r in rows]}), flush=True)
@@ -171,12 +181,41 @@ def main(argv=None) -> int:
             history[0].update(sampled_scores(args.experiment, root / "reference", overrides, args.k)[0])
         result.update(reference={**summarize(history[0]), "stage_seconds": per_round_seconds(seconds, 0)[0],
                                  "demos": args.reference_demos, "epochs": args.reference_epochs},
-                      reference_wall_s=round(wall, 1))
+                      reference_wall_s=round(wall, 1), reference_peak_rss_gib=peak_rss_gib())
         print(json.dumps({"arm": "reference", "wall_s": round(wall, 1), "greedy": history[0]["eval.greedy_acc"],
                           "handwritten": history[0].get("eval.handwritten.greedy_acc")}), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.is_file():  # the other arms' results, from this same benchmark run
+        result = {**json.loads(out.read_text()), **result}
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(out)
     print(f"wrote {args.out}")
+    return 0
+
+
+def run_arms_apart(argv: list[str], args) -> int:
+    """Each arm in a child process of its own: one process that ran the loop, sampled
+    its policies and then trained the reference grew past 24 GiB here (engines and
+    allocator arenas left from the earlier arm), and a clean process measures each arm's
+    peak memory on its own."""
+    import subprocess
+
+    rest, skip = [], False
+    for a in argv:  # argv without --arms and its values
+        if a == "--arms":
+            skip = True
+            continue
+        if skip and not a.startswith("--"):
+            continue
+        skip = False
+        rest.append(a)
+    Path(args.out).unlink(missing_ok=True)
+    for arm in args.arms:
+        child = subprocess.run([sys.executable, str(Path(__file__).resolve()), *rest, "--arms", arm, "--merge"])
+        if child.returncode:
+            return child.returncode
     return 0
 
 

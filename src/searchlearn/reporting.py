@@ -33,15 +33,14 @@ def eval_k(history: Sequence[dict]) -> int | None:
 
 
 def summary_rows(history: Sequence[dict]) -> list[dict]:
+    """One dict of cells per round; a column no round has a value for (maj@k with
+    eval.k=0, the PRM's AUC without a PRM) is left out."""
     k = eval_k(history)
-    out = []
-    for row in history:
-        cells = {}
-        for key, title, fmt in COLUMNS:
-            key, title = key.format(k=k), title.format(k=k)
-            cells[title] = _cell(row.get(key), row.get(f"{key}_se"), fmt)
-        out.append(cells)
-    return out
+    columns = [(key.format(k=k), title.format(k=k), fmt) for key, title, fmt in COLUMNS
+               if k is not None or "{k}" not in key]
+    columns = [c for c in columns if c[0] in ("round", "eval.greedy_acc") or any(c[0] in row for row in history)]
+    return [{title: _cell(row.get(key), row.get(f"{key}_se"), fmt) for key, title, fmt in columns}
+            for row in history]
 
 
 def _cell(value, se=None, fmt: str = ".3f") -> str:

@@ -90,3 +90,10 @@ def test_accuracy_intervals_stay_inside_0_and_1(value):
 
     [below], [above] = _interval_bars([{"a": value, "a_se": 0.2}], "a")
     assert value - below >= 0.0 and value + above <= 1.0
+
+
+def test_the_table_leaves_out_columns_no_round_has():
+    greedy_only = [{k: v for k, v in row.items() if "_at_" not in k} for row in HISTORY]
+    header = summary_markdown(greedy_only).splitlines()[0]
+    assert header.startswith("| round | greedy | hand-written | search solved |")
+    assert "maj@" not in header and "None" not in header and "PRM AUC" not in header

@@ -52,6 +52,12 @@ class VLLMGenerator:
         max_model_len: int = 1024,
     ):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        # vLLM's LLM() applies logging.config.dictConfig, which flushes and closes every
+        # existing handler while holding logging's lock. Prefect's API log handler flushes
+        # by waiting on its worker thread, which needs that lock: the run hung for good at
+        # an engine start inside a flow (py-spy: APILogHandler.flush under dictConfig).
+        # vLLM's loggers then log through the handlers the process already has.
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
         import torch
         from vllm import LLM
 
