@@ -197,23 +197,14 @@ def main(argv=None) -> int:
 
 def run_arms_apart(argv: list[str], args) -> int:
     """Each arm in a child process of its own: one process that ran the loop, sampled
-    its policies and then trained the reference grew past 24 GiB here (engines and
-    allocator arenas left from the earlier arm), and a clean process measures each arm's
-    peak memory on its own."""
+    its policies and then trained the reference grew past 24 GiB here and thrashed
+    (cause not diagnosed), and a clean process measures each arm's peak memory on its own."""
     import subprocess
 
-    rest, skip = [], False
-    for a in argv:  # argv without --arms and its values
-        if a == "--arms":
-            skip = True
-            continue
-        if skip and not a.startswith("--"):
-            continue
-        skip = False
-        rest.append(a)
     Path(args.out).unlink(missing_ok=True)
     for arm in args.arms:
-        child = subprocess.run([sys.executable, str(Path(__file__).resolve()), *rest, "--arms", arm, "--merge"])
+        # argparse keeps the last --arms given, so the child's overrides the caller's.
+        child = subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv, "--arms", arm, "--merge"])
         if child.returncode:
             return child.returncode
     return 0
