@@ -4,6 +4,8 @@ method's tokens/s relative to best-of-N on the same generator.
 
     .venv/bin/python bench/search_scaling.py --run-dir runs/tiny_prm --round 2 --budgets 2 4 8
     .venv/bin/python bench/search_scaling.py --run-dir runs --round 2 --experiment quickstart --problems 40
+    .venv/bin/python bench/search_scaling.py --run-dir runs/bench-arms/loop --round 3 --experiment quickstart \
+        --problems 200 --methods beam_search dvts mcts --budgets 4 8 16 --out bench/results/search_scaling.json
 
 Reads the policy and PRM of a finished run's round (the newest completed stage
 outputs), and runs the same comparison as the flow's `eval.scaling` stage
@@ -41,6 +43,9 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=50)
     ap.add_argument("--kind", default="prm", help="the reward model that guides search: prm | orm | verifier | implicit "
                                                   "(its stage output <kind>-r<round>)")
+    ap.add_argument("--scorer-dir", help="a reward-model stage directory (holding model/); default: the newest "
+                                         "completed <kind>-r<round> of the run")
+    ap.add_argument("--out", help="write the rows (with 95 %% intervals) and the settings here as JSON")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--override", nargs="*", default=[], help="config overrides, e.g. search.mcts.expansions=2")
     args = ap.parse_args()
@@ -57,7 +62,8 @@ def main() -> None:
     search_cfg = OmegaConf.to_container(cfg.search, resolve=True)
     run_dir = Path(args.run_dir).resolve()
     policy = latest(run_dir, f"policy-r{args.round}") / "model"
-    scorer = load_scorer(args.kind, str(latest(run_dir, f"{args.kind}-r{args.round}") / "model"))
+    scorer_dir = Path(args.scorer_dir) if args.scorer_dir else latest(run_dir, f"{args.kind}-r{args.round}")
+    scorer = load_scorer(args.kind, str(scorer_dir / "model"))
     problems = test_problems(latest(run_dir, "problems"), args.problems)
     gen_cfg = {**OmegaConf.to_container(cfg.generation, resolve=True), "backend": args.backend}
     gen = make_generator(str(policy), gen_cfg, seed=0)
@@ -65,8 +71,17 @@ def main() -> None:
     rows = scaling_curve(problems, gen, scorer, args.methods, args.budgets, search_cfg,
                          reseed=lambda cell: gen.reseed(cell), progress=lambda m: print(m, flush=True))
     wall = time.perf_counter() - start
+    for r in rows:  # normal 95 % interval over problems (they are independent)
+        half = 1.96 * (r["accuracy"] * (1 - r["accuracy"]) / len(problems)) ** 0.5
+        r.update(problems=len(problems), ci95=[round(r["accuracy"] - half, 4), round(r["accuracy"] + half, 4)])
     bon = {r["n"]: r["tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
     print(json.dumps(rows))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({
+            "experiment": args.experiment, "policy": str(policy), "scorer": str(scorer_dir), "kind": args.kind,
+            "problems": len(problems), "backend": args.backend, "wall_s": round(wall, 1),
+            "search": search_cfg, "rows": rows}, indent=2) + "\n")
     print(f"\npolicy {policy}\n{args.kind} {scorer}\n{len(problems)} held-out problems, backend {args.backend}, "
           f"wall {wall:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
     gen_bon = {r["n"]: r["gen_tokens_per_s"] for r in rows if r["method"] == "bon_majority"}

@@ -79,19 +79,28 @@ def with_se(name: str, values: Sequence[float]) -> dict:
 def rerank_curve(
     problems: Sequence[Problem], generator: Generator, scorers: dict, ns: Sequence[int], temperature: float,
     max_new_tokens: int, seed: int = 0,
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict, list[dict], list[dict]]:
     """Best-of-N accuracy at each N for several selectors, from one set of samples.
 
     `scorers` maps a method name to (StepScorer, aggregation), e.g.
     {"prm_min": (prm, "min"), "prm_last": (prm, "last"), "orm": (orm, "last")}.
     The first N of max(ns) samples form each problem's pool at size N, so every
-    method sees the same candidates. Majority vote and a seeded random choice are
-    always included.
+    method sees the same candidates. Each scorer selects twice: its best-scored
+    candidate (`<method>`) and the answer with the largest summed score
+    (`<method>_weighted`, weighted best-of-N). Majority vote and a seeded random
+    choice are always included.
+
+    Returns (metrics, table, records): `<method>.n<N>` accuracies with their standard
+    errors (`_se`), and where the problems carry reference equations, each reward
+    model's step AUC against the exact oracle over every step of every candidate
+    (`<method>.step_auc_oracle`, under the first method name that uses the model);
+    the table has one row per N; the records one per problem, each method's 0/1
+    outcome at each N, so methods can be compared paired, problem by problem.
     """
     import random
 
     from searchlearn.reward.base import aggregate
-    from searchlearn.search.selection import select_best
+    from searchlearn.search.selection import select_best, select_weighted
 
     start = time.perf_counter()
     big = max(ns)
@@ -100,27 +109,51 @@ def rerank_curve(
     pools = [[make_candidate(p, o.text, o.num_tokens) for o in group] for p, group in zip(problems, outs)]
     # PRM-min and PRM-last aggregate the same step scores: score with each model once.
     by_model: dict[int, list] = {}
-    for scorer, _ in scorers.values():
+    metrics: dict = {}
+    for name, (scorer, _) in scorers.items():
         if id(scorer) not in by_model:
             by_model[id(scorer)] = _score_pools(problems, pools, scorer)
+            metrics.update(_oracle_auc(problems, pools, by_model[id(scorer)], f"{name}."))
     step_scores = {name: by_model[id(scorer)] for name, (scorer, _) in scorers.items()}
     rng = random.Random(seed)
-    table = []
+    records = [{"id": p.id, **{f"n{n}": {} for n in ns}} for p in problems]
     for n in ns:
-        row = {"n": n, "majority": 0.0, "random": 0.0, **{name: 0.0 for name in scorers}}
         for i, pool in enumerate(pools):
-            cands = pool[:n]
-            row["majority"] += bool(cands[select_majority(cands)].correct)
-            row["random"] += bool(rng.choice(cands).correct)
+            cands, outcome = pool[:n], records[i][f"n{n}"]
+            outcome["majority"] = int(bool(cands[select_majority(cands)].correct))
+            outcome["random"] = int(bool(rng.choice(cands).correct))
             for name, (_, how) in scorers.items():
                 for c, s in zip(cands, step_scores[name][i]):
                     c.score = aggregate(s, how)
-                row[name] += bool(cands[select_best(cands)].correct)
-        table.append({k: (v / len(pools) if k != "n" else v) for k, v in row.items()})
-    metrics = {f"{method}.n{row['n']}": row[method] for row in table for method in row if method != "n"}
+                outcome[name] = int(bool(cands[select_best(cands)].correct))
+                outcome[f"{name}_weighted"] = int(bool(cands[select_weighted(cands)].correct))
+    methods = ["majority", "random", *[m for name in scorers for m in (name, f"{name}_weighted")]]
+    table = [{"n": n, **{m: _mean(r[f"n{n}"][m] for r in records) for m in methods}} for n in ns]
+    for n in ns:
+        for m in methods:
+            metrics.update(with_se(f"{m}.n{n}", [r[f"n{n}"][m] for r in records]))
     metrics.update(tokens=sum(c.num_tokens for pool in pools for c in pool),
                    seconds=round(time.perf_counter() - start, 2))
-    return metrics, table
+    return metrics, table, records
+
+
+def _oracle_auc(problems, pools, scores, prefix: str) -> dict:
+    """A reward model's step AUC (and agreement at 0.5) against the exact step
+    oracle, over every step of every candidate whose problem has reference
+    equations; empty where none has."""
+    from searchlearn.formatting import split_steps
+    from searchlearn.reward.labels import with_oracle
+    from searchlearn.reward.quality import agreement, oracle_pairs
+
+    by_id = {p.id: p for p in problems}
+    rows = [{"problem_id": p.id, "steps": split_steps(c.text) or [""]} for p, pool in zip(problems, pools)
+            for c in pool]
+    flat = [s for pool_scores in scores for s in pool_scores]
+    found = agreement(oracle_pairs(with_oracle(rows, by_id), flat), "")
+    if not found:
+        return {}
+    return {f"{prefix}step_auc_oracle": found["auc"], f"{prefix}step_agreement_oracle": found["agreement"],
+            f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
 
 
 def _score_pools(problems, pools, scorer) -> list[list[list[float]]]:

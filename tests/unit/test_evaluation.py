@@ -75,8 +75,8 @@ def test_rerank_curve_by_hand():
     prm = TableScorer({"x = 7.": 0.9, "The answer is 7.": 0.9, "x = 8.": 0.1, "The answer is 8.": 0.1,
                        "y = 5.": 0.9, "The answer is 5.": 0.9, "y = 6.": 0.1, "The answer is 6.": 0.1})
     gen = queued(samples)
-    metrics, table = rerank_curve(problems, gen, {"prm_min": (prm, "min"), "prm_last": (prm, "last")}, [1, 2, 4],
-                                  temperature=1.0, max_new_tokens=32, seed=3)
+    metrics, table, records = rerank_curve(problems, gen, {"prm_min": (prm, "min"), "prm_last": (prm, "last")},
+                                           [1, 2, 4], temperature=1.0, max_new_tokens=32, seed=3)
     by_n = {row["n"]: row for row in table}
     # N=1: P1 [8] wrong, P2 [5] right.
     assert (by_n[1]["majority"], by_n[1]["prm_min"]) == (0.5, 0.5)
@@ -91,5 +91,33 @@ def test_rerank_curve_by_hand():
                 for n in (1, 2, 4)}
     assert {n: by_n[n]["random"] for n in (1, 2, 4)} == expected
     assert metrics["prm_min.n2"] == 1.0 and metrics["majority.n4"] == 0.0
+    # Weighted: P1 7 (0.9 + 0.9) beats 8 (0.1 + 0.1); P2 5 (0.9) beats 6 (3 x 0.1).
+    assert metrics["prm_min_weighted.n4"] == 1.0
     assert metrics["tokens"] == gen.stats.tokens and gen.stats.calls == 1  # the N=4 pool serves every N
     assert prm.calls == [8]  # one batched scorer call over every candidate
+    # Per-problem outcomes, for paired comparisons; each accuracy has its SE.
+    assert [r["n4"]["majority"] for r in records] == [0, 0] and [r["n4"]["prm_min"] for r in records] == [1, 1]
+    assert [r["n1"]["prm_min"] for r in records] == [0, 1] and metrics["prm_min.n1_se"] == pytest.approx(0.5)
+    assert not any(k.endswith("step_auc_oracle") for k in metrics)  # these problems have no reference equations
+
+
+EGGS = ("Sam has 65 eggs. He collects 14 more eggs. He uses 31 eggs to bake a cake. "
+        "How many eggs does Sam have left?")
+RIGHT = "65 + 14 = 79.\n79 - 31 = 48.\nThe answer is 48.\n"
+SLIP = "65 + 14 = 79.\n79 - 31 = 47.\nThe answer is 47.\n"  # wrong from step 1 on
+
+
+def test_rerank_curve_measures_step_auc_against_the_oracle():
+    problem = Problem("e", EGGS, "48", meta={"equations": [[65, "+", 14, 79], [79, "-", 31, 48]]})
+    steps = {"65 + 14 = 79.": 0.8, "79 - 31 = 48.": 0.7, "The answer is 48.": 0.9,
+             "79 - 31 = 47.": 0.75, "The answer is 47.": 0.2}
+    good, bad = TableScorer(steps), TableScorer({k: 1 - v for k, v in steps.items()})
+    metrics, _, _ = rerank_curve([problem], queued({EGGS: [RIGHT, SLIP]}), {"good": (good, "min"), "bad": (bad, "min"),
+                                 "good_last": (good, "last")}, [2], temperature=1.0, max_new_tokens=32)
+    # Oracle: right [1, 1, 1], slip [1, 0, 0]. Good's scores: positives 0.8 0.7 0.9 0.8,
+    # negatives 0.75 0.2 -> 7 of 8 pairs ranked right; bad's the mirror image.
+    assert metrics["good.step_auc_oracle"] == pytest.approx(7 / 8)
+    assert metrics["bad.step_auc_oracle"] == pytest.approx(1 / 8)
+    assert metrics["good.oracle_steps"] == 6 and metrics["good.oracle_positive_rate"] == pytest.approx(4 / 6)
+    assert "good_last.step_auc_oracle" not in metrics  # the same model's scores: reported once
+    assert metrics["good.n2"] == 1.0 and metrics["bad.n2"] == 0.0

@@ -88,9 +88,10 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
             for how in scorer.aggregations:
                 scorers[f"{kind}_{how}" if len(scorer.aggregations) > 1 else kind] = (scorer, how)
         with stage_generator(policy_dir, gen_cfg, seed, "rerank") as generator:
-            metrics, table = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"],
-                                          eval_cfg["temperature"], eval_cfg["max_new_tokens"], seed)
+            metrics, table, records = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"],
+                                                   eval_cfg["temperature"], eval_cfg["max_new_tokens"], seed)
         write_jsonl(tmp / "rerank_table.jsonl", table)
+        write_jsonl(tmp / "records.jsonl", records)  # per problem, for paired comparisons
         return {f"rerank.{k}": v for k, v in metrics.items()}
 
     return produce(out_dir, build)

@@ -1,0 +1,241 @@
+"""Benchmark: the reward-design pillar at quickstart scale, on a finished quickstart run.
+
+Takes the policies and search data of a finished quickstart run (`make run`, or
+bench/arms.py's loop arm) and runs the recipe's own reward stages on them (no Prefect,
+no MLflow; stage outputs cached in that run's directory, so a rerun reuses them):
+
+1. label-steps for every round r: Monte-Carlo step labels with the policy that searched
+   in round r (round 1: the SFT'd init), on round r's searched problems whose solve
+   rate is informative (prm.min/max_solve_rate). Every labelled step carries the exact
+   oracle's verdict: the labels' agreement with the oracle, per round (soft and hard).
+2. train-reward-model for each --kinds on all three rounds' labels, from the round-3
+   policy (the flow warm-starts round by round from the previous round's model; this
+   trains once, on the same labels).
+3. evaluate-reranking with the round-3 policy on the held-out problems: best-of-N at
+   N in --rerank-n from one pool of samples per problem, selected by majority vote, at
+   random, and by each reward model (best-scored, and weighted: the answer with the
+   largest summed score); and each model's step AUC against the oracle over every step
+   of every held-out candidate.
+
+Writes bench/results/prm.json (issue 12's keys: step_auc_oracle, bon16_weighted,
+bon16_majority, mc_label_agreement) with 95 % intervals: normal for accuracies
+(problems are independent), a paired bootstrap over problems for differences between
+selectors, and a bootstrap over problems for step AUCs.
+
+    for kind in prm verifier implicit; do   # one process per training (see --train-only)
+      .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --train-only $kind \
+        --override prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1
+    done
+    .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop \
+        --override prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--loop-dir", default="runs/bench-arms/loop", help="run_dir of a finished quickstart run")
+    p.add_argument("--experiment", default="quickstart")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--kinds", nargs="+", default=["prm", "verifier", "implicit"])
+    p.add_argument("--rollouts", type=int, default=4)
+    p.add_argument("--solutions-per-problem", type=int, default=4)
+    p.add_argument("--rerank-n", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    p.add_argument("--rerank-problems", type=int, default=200)
+    p.add_argument("--override", nargs="*", default=[], help="more config overrides, e.g. prm.train.epochs=2")
+    p.add_argument("--rerank-kinds", nargs="+", metavar="KIND",
+                   help="rerank with only these of --kinds (default all; one rerank with three models in one "
+                        "process ran out of 24 GiB here)")
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--train-only", nargs="+", metavar="KIND",
+                   help="only train these of --kinds, then stop (one process per kind: trainings left in one "
+                        "process grew it past 24 GiB here; a later full run takes them from the cache)")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm.json"))
+    return p.parse_args(argv)
+
+
+def log(*parts) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+def latest(run_dir: Path, stage: str) -> dict:
+    """The newest completed output of a stage, as stages pass it (path, sha, metrics)."""
+    from searchlearn.artifacts import artifact_ref
+    from searchlearn.stages.common import read_stage_meta
+
+    outs = sorted((p for p in (run_dir / "artifacts" / stage).glob("*") if (p / "_COMPLETE").exists()),
+                  key=lambda p: p.stat().st_mtime)
+    if not outs:
+        raise SystemExit(f"no completed {stage} under {run_dir}/artifacts: run quickstart there first")
+    return artifact_ref(outs[-1], **read_stage_meta(outs[-1]))
+
+
+def config(args, run_dir: Path):
+    from searchlearn.config import load_config
+
+    kind, *others = args.kinds
+    return load_config(args.experiment, [
+        f"run_dir={run_dir}", "prm.enabled=true", "prm.problems_per_round=0", f"prm.kind={kind}",
+        f"prm.compare_kinds=[{','.join(others)}]", f"prm.rollouts={args.rollouts}",
+        f"prm.solutions_per_problem={args.solutions_per_problem}",
+        f"prm.rerank_n=[{','.join(map(str, args.rerank_n))}]", f"prm.rerank_problems={args.rerank_problems}",
+        *args.override])
+
+
+def label(cfg, policy: dict, searched: dict, r: int, run_dir: str) -> dict:
+    from searchlearn.sharding import plan_shards
+    from searchlearn.stages.reward import label_shard_stage, labelled_count, merge_labels_stage
+
+    block = cfg.execution.block_size
+    shards = [label_shard_stage(cfg, policy, searched, r, block, blocks).run(run_dir)
+              for blocks in plan_shards(labelled_count(cfg, searched), block, 1)]
+    return merge_labels_stage(shards, r).run(run_dir)
+
+
+def hard_agreement(labels_dir: str) -> dict:
+    """The hard Monte-Carlo labels of the same rollouts (1 where any rollout reached the
+    answer; all 1 on a correct solution) against the oracle."""
+    from searchlearn.formatting import is_answer_step
+    from searchlearn.reward.labels import read_labelled_steps
+    from searchlearn.reward.quality import label_agreement
+    from searchlearn.stages.reward import LABELS_FILE
+
+    rows = read_labelled_steps(Path(labels_dir) / LABELS_FILE)
+    solved = lambda r: is_answer_step(r["steps"][-1]) and r["labels"][-1] == 1.0  # noqa: E731
+    hard = [{**r, "labels": [1.0] * len(r["labels"]) if solved(r) else [float(y > 0) for y in r["labels"]]}
+            for r in rows]
+    return label_agreement(hard, "")
+
+
+def interval(p: float, n: int) -> list[float]:
+    half = 1.96 * (p * (1 - p) / n) ** 0.5 if n else 0.0
+    return [round(p - half, 4), round(p + half, 4)]
+
+
+def paired_bootstrap(records: list[dict], n: int, a: str, b: str, draws: int, seed: int = 0) -> dict:
+    """Mean of (a - b) over problems at best-of-n, and its 95 % bootstrap interval."""
+    diffs = [r[f"n{n}"][a] - r[f"n{n}"][b] for r in records]
+    rng, means = random.Random(seed), []
+    for _ in range(draws):
+        means.append(sum(rng.choice(diffs) for _ in diffs) / len(diffs))
+    means.sort()
+    return {"diff": round(sum(diffs) / len(diffs), 4),
+            "ci95": [round(means[int(0.025 * draws)], 4), round(means[int(0.975 * draws) - 1], 4)]}
+
+
+def main(argv=None) -> int:
+    from searchlearn.learn.scaffold import configure_cpu
+    from searchlearn.stages.evaluate import rerank_stage
+    from searchlearn.stages.reward import reward_model_stage
+
+    args = parse_args(argv)
+    configure_cpu()
+    run_dir = Path(args.loop_dir).resolve()
+    cfg = config(args, run_dir)
+    start = time.perf_counter()
+    problems = latest(run_dir, "problems")
+    policies = [latest(run_dir, "policy-init")] + [latest(run_dir, f"policy-r{r}") for r in range(1, args.rounds + 1)]
+    report: dict = {"experiment": args.experiment, "loop_dir": str(run_dir), "kinds": args.kinds,
+                    "prm": {k: v for k, v in json.loads(json.dumps(dict(cfg.prm), default=str)).items()
+                            if k not in ("implicit", "train")},
+                    "prm_train": dict(cfg.prm.train), "rounds": {}}
+    labels = []
+    for r in range(1, args.rounds + 1):
+        log(f"round {r}: labelling round {r}'s searched problems with the policy that searched them ...")
+        t = time.perf_counter()
+        merged = label(cfg, policies[r - 1], latest(run_dir, f"search-r{r}"), r, str(run_dir))
+        labels.append(merged)
+        report["rounds"][r] = {"labels": {k: v for k, v in merged.items() if k.startswith("labels.")},
+                               "mc_hard_vs_oracle": hard_agreement(merged["path"]),
+                               "seconds": round(time.perf_counter() - t, 1)}
+        log(json.dumps(report["rounds"][r]))
+    models, trained = {}, {}
+    for kind in args.train_only or args.kinds:
+        log(f"training the {kind} on {args.rounds} rounds' labels from the round-{args.rounds} policy ...")
+        t = time.perf_counter()
+        models[kind] = reward_model_stage(cfg, policies[-1], labels, kind, args.rounds).run(str(run_dir))
+        trained[kind] = {**{k: v for k, v in models[kind].items() if k not in ("path", "sha")},
+                         "seconds": round(time.perf_counter() - t, 1)}
+        log(kind, json.dumps(trained[kind]))
+    report["reward_models"] = trained
+    if args.train_only:
+        return 0
+    log(f"reranking best-of-{max(args.rerank_n)} on {args.rerank_problems} held-out problems ...")
+    t = time.perf_counter()
+    chosen = {k: models[k] for k in args.rerank_kinds or args.kinds}
+    rerank = rerank_stage(cfg, policies[-1], problems, chosen, args.rounds).run(str(run_dir))
+    report["rerank_seconds"] = round(time.perf_counter() - t, 1)
+    records = [json.loads(line) for line in (Path(rerank["path"]) / "records.jsonl").read_text().splitlines()]
+    report["rerank"] = {k: v for k, v in rerank.items() if k not in ("path", "sha")}
+    summarize(report, records, args)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print_table(report)
+    return 0
+
+
+def summarize(report: dict, records: list[dict], args) -> None:
+    """Issue 12's headline keys, each with its problem count and interval."""
+    m, n, big = report["rerank"], len(records), max(args.rerank_n)
+    kinds = args.rerank_kinds or args.kinds
+    kind = kinds[0]
+    prefix = f"{kind}_min" if f"rerank.{kind}_min.n{big}" in m else kind
+    report["problems"] = n
+    report["step_auc_oracle"] = {k: m.get(f"rerank.{k}_min.step_auc_oracle", m.get(f"rerank.{k}.step_auc_oracle"))
+                                 for k in kinds}
+    report["step_auc_oracle_steps"] = m.get(f"rerank.{prefix}.oracle_steps")
+    report["bon16_weighted"] = m[f"rerank.{prefix}_weighted.n{big}"]
+    report["bon16_best"] = m[f"rerank.{prefix}.n{big}"]
+    report["bon16_majority"] = m[f"rerank.majority.n{big}"]
+    report["bon16_random"] = m[f"rerank.random.n{big}"]
+    report["selector"] = prefix
+    report["bon_table"] = {f"n{k}": {method: {"acc": m[f"rerank.{method}.n{k}"],
+                                              "ci95": interval(m[f"rerank.{method}.n{k}"], n)}
+                                     for method in records[0][f"n{k}"]} for k in args.rerank_n}
+    report["weighted_minus_majority"] = {
+        f"n{k}": {method: paired_bootstrap(records, k, method, "majority", args.bootstrap)
+                  for method in records[0][f"n{k}"] if method not in ("majority", "random")}
+        for k in args.rerank_n}
+    report["mc_label_agreement"] = {r: {"soft": row["labels"].get("labels.oracle_agreement"),
+                                        "soft_auc": row["labels"].get("labels.oracle_auc"),
+                                        "hard": row["mc_hard_vs_oracle"].get("agreement"),
+                                        "hard_auc": row["mc_hard_vs_oracle"].get("auc"),
+                                        "steps": row["mc_hard_vs_oracle"].get("steps")}
+                                    for r, row in report["rounds"].items()}
+
+
+def print_table(report: dict) -> None:
+    n = report["problems"]
+    print(f"\n{report['experiment']} reward models, {n} held-out problems (95 % intervals)")
+    print(f"{'round':>5} {'labelled steps':>15} {'MC soft agree':>14} {'soft AUC':>9} {'MC hard agree':>14} {'hard AUC':>9}")
+    for r, a in report["mc_label_agreement"].items():
+        print(f"{r:>5} {a['steps'] or 0:>15} {a['soft'] or float('nan'):>14.3f} {a['soft_auc'] or float('nan'):>9.3f} "
+              f"{a['hard'] or float('nan'):>14.3f} {a['hard_auc'] or float('nan'):>9.3f}")
+    print(f"\nstep AUC vs the oracle on held-out candidates ({report['step_auc_oracle_steps']} steps): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in report["step_auc_oracle"].items() if v is not None))
+    print(f"\n{'N':>4} " + " ".join(f"{m:>22}" for m in report["bon_table"]["n1"]))
+    for k, row in report["bon_table"].items():
+        print(f"{k[1:]:>4} " + " ".join(f"{v['acc']:.3f} [{v['ci95'][0]:.3f},{v['ci95'][1]:.3f}]".rjust(22)
+                                       for v in row.values()))
+    last = list(report["weighted_minus_majority"])[-1]
+    print(f"\nminus majority at {last}, paired bootstrap: " + ", ".join(
+        f"{m} {d['diff']:+.3f} [{d['ci95'][0]:+.3f},{d['ci95'][1]:+.3f}]"
+        for m, d in report["weighted_minus_majority"][last].items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
