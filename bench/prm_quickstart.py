@@ -19,15 +19,16 @@ no MLflow; stage outputs cached in that run's directory, so a rerun reuses them)
 
 Writes bench/results/prm.json (issue 12's keys: step_auc_oracle, bon16_weighted,
 bon16_majority, mc_label_agreement) with 95 % intervals: normal for accuracies
-(problems are independent), a paired bootstrap over problems for differences between
-selectors, and a bootstrap over problems for step AUCs.
+(problems are independent) and a paired bootstrap over problems for differences between
+selectors. Step AUCs carry their step count, no interval.
 
+    O="prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1"
     for kind in prm verifier implicit; do   # one process per training (see --train-only)
-      .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --train-only $kind \
-        --override prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1
+      .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --train-only $kind --override $O
     done
-    .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop \
-        --override prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1
+    .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-kinds prm --override $O
+    .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-kinds implicit \
+        --out bench/results/prm_implicit.json --override $O
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # label_noise
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -105,18 +107,14 @@ def label(cfg, policy: dict, searched: dict, r: int, run_dir: str) -> dict:
 
 
 def hard_agreement(labels_dir: str) -> dict:
-    """The hard Monte-Carlo labels of the same rollouts (1 where any rollout reached the
-    answer; all 1 on a correct solution) against the oracle."""
-    from searchlearn.formatting import is_answer_step
+    """The hard Monte-Carlo labels of the same rollouts (label_noise.hard) against the oracle."""
+    from label_noise import hard
+
     from searchlearn.reward.labels import read_labelled_steps
     from searchlearn.reward.quality import label_agreement
     from searchlearn.stages.reward import LABELS_FILE
 
-    rows = read_labelled_steps(Path(labels_dir) / LABELS_FILE)
-    solved = lambda r: is_answer_step(r["steps"][-1]) and r["labels"][-1] == 1.0  # noqa: E731
-    hard = [{**r, "labels": [1.0] * len(r["labels"]) if solved(r) else [float(y > 0) for y in r["labels"]]}
-            for r in rows]
-    return label_agreement(hard, "")
+    return label_agreement(hard(read_labelled_steps(Path(labels_dir) / LABELS_FILE)), "")
 
 
 def interval(p: float, n: int) -> list[float]:

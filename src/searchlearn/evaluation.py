@@ -11,7 +11,7 @@ import math
 import time
 from typing import Sequence
 
-from searchlearn.formatting import build_prompt
+from searchlearn.formatting import build_prompt, split_steps
 from searchlearn.generation.base import Generator, SamplingParams
 from searchlearn.problems.base import Problem
 from searchlearn.search.best_of_n import make_candidate
@@ -108,12 +108,13 @@ def rerank_curve(
                               SamplingParams(n=big, temperature=temperature, max_new_tokens=max_new_tokens))
     pools = [[make_candidate(p, o.text, o.num_tokens) for o in group] for p, group in zip(problems, outs)]
     # PRM-min and PRM-last aggregate the same step scores: score with each model once.
+    steps = [[split_steps(c.text) or [""] for c in pool] for pool in pools]  # split once for every model
     by_model: dict[int, list] = {}
     metrics: dict = {}
     for name, (scorer, _) in scorers.items():
         if id(scorer) not in by_model:
-            by_model[id(scorer)] = _score_pools(problems, pools, scorer)
-            metrics.update(_oracle_auc(problems, pools, by_model[id(scorer)], f"{name}."))
+            by_model[id(scorer)] = _score_pools(problems, steps, scorer)
+            metrics.update(_oracle_auc(problems, steps, by_model[id(scorer)], f"{name}."))
     step_scores = {name: by_model[id(scorer)] for name, (scorer, _) in scorers.items()}
     rng = random.Random(seed)
     records = [{"id": p.id, **{f"n{n}": {} for n in ns}} for p in problems]
@@ -137,17 +138,15 @@ def rerank_curve(
     return metrics, table, records
 
 
-def _oracle_auc(problems, pools, scores, prefix: str) -> dict:
+def _oracle_auc(problems, steps, scores, prefix: str) -> dict:
     """A reward model's step AUC (and agreement at 0.5) against the exact step
     oracle, over every step of every candidate whose problem has reference
     equations; empty where none has."""
-    from searchlearn.formatting import split_steps
     from searchlearn.reward.labels import with_oracle
     from searchlearn.reward.quality import agreement, oracle_pairs
 
     by_id = {p.id: p for p in problems}
-    rows = [{"problem_id": p.id, "steps": split_steps(c.text) or [""]} for p, pool in zip(problems, pools)
-            for c in pool]
+    rows = [{"problem_id": p.id, "steps": s} for p, pool in zip(problems, steps) for s in pool]
     flat = [s for pool_scores in scores for s in pool_scores]
     found = agreement(oracle_pairs(with_oracle(rows, by_id), flat), "")
     if not found:
@@ -156,10 +155,9 @@ def _oracle_auc(problems, pools, scores, prefix: str) -> dict:
             f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
 
 
-def _score_pools(problems, pools, scorer) -> list[list[list[float]]]:
-    """One batched scorer call over every candidate of every problem."""
-    from searchlearn.formatting import split_steps
-
-    flat = [(p.question, split_steps(c.text) or [""]) for p, pool in zip(problems, pools) for c in pool]
+def _score_pools(problems, steps, scorer) -> list[list[list[float]]]:
+    """One batched scorer call over every candidate of every problem (`steps`: each
+    candidate's step list, pool by pool)."""
+    flat = [(p.question, s) for p, pool in zip(problems, steps) for s in pool]
     scores = iter(scorer.score([q for q, _ in flat], [s for _, s in flat]))
-    return [[next(scores) for _ in pool] for pool in pools]
+    return [[next(scores) for _ in pool] for pool in steps]
