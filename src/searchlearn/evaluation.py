@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from searchlearn.formatting import build_prompt, split_steps
 from searchlearn.generation.base import Generator, SamplingParams
@@ -76,26 +76,46 @@ def with_se(name: str, values: Sequence[float]) -> dict:
     return {name: _mean(values), f"{name}_se": standard_error(values)}
 
 
-def rerank_curve(
-    problems: Sequence[Problem], generator: Generator, scorers: dict, ns: Sequence[int], temperature: float,
-    max_new_tokens: int, seed: int = 0,
-) -> tuple[dict, list[dict], list[dict]]:
-    """Best-of-N accuracy at each N for several selectors, from one set of samples.
+def sample_pools(
+    problems: Sequence[Problem], generator: Generator, n: int, temperature: float, max_new_tokens: int,
+) -> list[list]:
+    """`n` sampled solutions per problem, each checked against its reference: the
+    pools that best-of-N selectors choose from (`rerank_curve`)."""
+    outs = generator.generate([build_prompt(p.question) for p in problems],
+                              SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens))
+    return [[make_candidate(p, o.text, o.num_tokens) for o in group] for p, group in zip(problems, outs)]
 
-    `scorers` maps a method name to (StepScorer, aggregation), e.g.
-    {"prm_min": (prm, "min"), "prm_last": (prm, "last"), "orm": (orm, "last")}.
-    The first N of max(ns) samples form each problem's pool at size N, so every
-    method sees the same candidates. Each scorer selects twice: its best-scored
-    candidate (`<method>`) and the answer with the largest summed score
-    (`<method>_weighted`, weighted best-of-N). Majority vote and a seeded random
-    choice are always included.
+
+def selector_names(kind: str, aggregations: Sequence[str]) -> dict[str, str]:
+    """A reward model's best-of-N selectors, name -> aggregation: a process model by
+    its weakest and its last step (`prm_min`, `prm_last`), an outcome model by its
+    last (`orm`)."""
+    return {f"{kind}_{how}" if len(aggregations) > 1 else kind: how for how in aggregations}
+
+
+def rerank_curve(
+    problems: Sequence[Problem], pools: Sequence[Sequence], models: dict[str, Callable[[], object]],
+    ns: Sequence[int], seed: int = 0, release: Callable[[], None] | None = None,
+) -> tuple[dict, list[dict], list[dict]]:
+    """Best-of-N accuracy at each N for several selectors, from one pool per problem
+    (`sample_pools`, of size max(ns)).
+
+    `models` maps a reward-model kind to a loader of its StepScorer. One model is in
+    memory at a time: each is loaded, scores every candidate in one batched call, and
+    is dropped (then `release()` runs, to hand its memory back) before the next loads;
+    two SmolLM2 scorers plus a policy did not fit 24 GiB beside each other. Its
+    selectors (`selector_names`) each select twice: the best-scored candidate
+    (`<name>`) and the answer with the largest summed score (`<name>_weighted`,
+    weighted best-of-N). The first N candidates of a pool form its pool at size N, so
+    every method sees the same candidates. Majority vote and a seeded random choice
+    are always included.
 
     Returns (metrics, table, records): `<method>.n<N>` accuracies with their standard
     errors (`_se`), and where the problems carry reference equations, each reward
     model's step AUC against the exact oracle over every step of every candidate
-    (`<method>.step_auc_oracle`, under the first method name that uses the model);
-    the table has one row per N; the records one per problem, each method's 0/1
-    outcome at each N, so methods can be compared paired, problem by problem.
+    (`<first selector name>.step_auc_oracle`); the table has one row per N; the
+    records one per problem, each method's 0/1 outcome at each N, so methods can be
+    compared paired, problem by problem.
     """
     import random
 
@@ -103,19 +123,18 @@ def rerank_curve(
     from searchlearn.search.selection import select_best, select_weighted
 
     start = time.perf_counter()
-    big = max(ns)
-    outs = generator.generate([build_prompt(p.question) for p in problems],
-                              SamplingParams(n=big, temperature=temperature, max_new_tokens=max_new_tokens))
-    pools = [[make_candidate(p, o.text, o.num_tokens) for o in group] for p, group in zip(problems, outs)]
-    # PRM-min and PRM-last aggregate the same step scores: score with each model once.
     steps = [[split_steps(c.text) or [""] for c in pool] for pool in pools]  # split once for every model
-    by_model: dict[int, list] = {}
+    selectors: dict[str, tuple[list, str]] = {}  # name -> (its model's step scores, aggregation)
     metrics: dict = {}
-    for name, (scorer, _) in scorers.items():
-        if id(scorer) not in by_model:
-            by_model[id(scorer)] = _score_pools(problems, steps, scorer)
-            metrics.update(_oracle_auc(problems, steps, by_model[id(scorer)], f"{name}."))
-    step_scores = {name: by_model[id(scorer)] for name, (scorer, _) in scorers.items()}
+    for kind, load in models.items():
+        scorer = load()
+        names = selector_names(kind, scorer.aggregations)
+        scores = _score_pools(problems, steps, scorer)
+        del scorer  # the loader's caller keeps no reference: the model is garbage now
+        if release is not None:
+            release()
+        metrics.update(_oracle_auc(problems, steps, scores, f"{next(iter(names))}."))
+        selectors.update({name: (scores, how) for name, how in names.items()})
     rng = random.Random(seed)
     records = [{"id": p.id, **{f"n{n}": {} for n in ns}} for p in problems]
     for n in ns:
@@ -123,18 +142,18 @@ def rerank_curve(
             cands, outcome = pool[:n], records[i][f"n{n}"]
             outcome["majority"] = int(bool(cands[select_majority(cands)].correct))
             outcome["random"] = int(bool(rng.choice(cands).correct))
-            for name, (_, how) in scorers.items():
-                for c, s in zip(cands, step_scores[name][i]):
+            for name, (scores, how) in selectors.items():
+                for c, s in zip(cands, scores[i]):
                     c.score = aggregate(s, how)
                 outcome[name] = int(bool(cands[select_best(cands)].correct))
                 outcome[f"{name}_weighted"] = int(bool(cands[select_weighted(cands)].correct))
-    methods = ["majority", "random", *[m for name in scorers for m in (name, f"{name}_weighted")]]
+    methods = ["majority", "random", *[m for name in selectors for m in (name, f"{name}_weighted")]]
     table = [{"n": n, **{m: _mean(r[f"n{n}"][m] for r in records) for m in methods}} for n in ns]
     for n in ns:
         for m in methods:
             metrics.update(with_se(f"{m}.n{n}", [r[f"n{n}"][m] for r in records]))
     metrics.update(tokens=sum(c.num_tokens for pool in pools for c in pool),
-                   seconds=round(time.perf_counter() - start, 2))
+                   score_seconds=round(time.perf_counter() - start, 2))
     return metrics, table, records
 
 

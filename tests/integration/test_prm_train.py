@@ -204,6 +204,12 @@ KIND_SETTINGS = {
     "verifier": ({**TRAIN, "max_steps": 100}, {}),
     "implicit": (TRAIN, {"beta": 0.5}),
 }
+# How far each kind's training loss must fall (last / first logged loss). The
+# verifier's cannot fall far: every token before the corrupted step carries the
+# solution's outcome, which those tokens cannot predict, so its floor is near half
+# the starting loss (measured: 0.49 on the 2-core CPU, 0.505 on an H200). Ranking the
+# corrupted step below the correct one, asserted below, is the real test.
+LOSS_RATIO = {"verifier": 0.7, "implicit": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +240,7 @@ def test_outcome_trained_kind_ranks_the_corrupted_step_below_the_correct_one(kin
     from searchlearn.reward import load_scorer
 
     out, metrics = outcome_model(kind)
-    assert metrics["target"] == kind and metrics["train.last_loss"] < 0.5 * metrics["train.first_loss"]
+    assert metrics["target"] == kind and metrics["train.last_loss"] < LOSS_RATIO[kind] * metrics["train.first_loss"]
     assert json.loads((out / "prm_config.json").read_text())["kind"] == kind
     before, after = load_file(f"{tiny_dir}/model.safetensors"), load_file(out / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before if k in after)

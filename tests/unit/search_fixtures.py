@@ -47,9 +47,10 @@ class TableScorer:
     """StepScorer whose score for a step is values[step text] (else `default`), whatever
     its prefix. Records the batch size of every call."""
 
-    def __init__(self, values: dict[str, float], default: float = 0.5):
+    def __init__(self, values: dict[str, float], default: float = 0.5, aggregations=("min", "last")):
         self.values = values
         self.default = default
+        self.aggregations = aggregations  # how reranking reads its scores, like a PRM's
         self.calls: list[int] = []
 
     def score(self, questions, step_lists):

@@ -5,12 +5,13 @@ generator returns exactly the samples written here, in order."""
 from __future__ import annotations
 
 import random
+import weakref
 from math import comb
 
 import pytest
 
 from search_fixtures import TableScorer
-from searchlearn.evaluation import evaluate, pass_at_k, rerank_curve
+from searchlearn.evaluation import evaluate, pass_at_k, rerank_curve, sample_pools
 from searchlearn.formatting import build_prompt
 from searchlearn.generation.scripted import ScriptedGenerator
 from searchlearn.problems.base import Problem
@@ -75,8 +76,8 @@ def test_rerank_curve_by_hand():
     prm = TableScorer({"x = 7.": 0.9, "The answer is 7.": 0.9, "x = 8.": 0.1, "The answer is 8.": 0.1,
                        "y = 5.": 0.9, "The answer is 5.": 0.9, "y = 6.": 0.1, "The answer is 6.": 0.1})
     gen = queued(samples)
-    metrics, table, records = rerank_curve(problems, gen, {"prm_min": (prm, "min"), "prm_last": (prm, "last")},
-                                           [1, 2, 4], temperature=1.0, max_new_tokens=32, seed=3)
+    pools = sample_pools(problems, gen, 4, temperature=1.0, max_new_tokens=32)
+    metrics, table, records = rerank_curve(problems, pools, {"prm": lambda: prm}, [1, 2, 4], seed=3)
     by_n = {row["n"]: row for row in table}
     # N=1: P1 [8] wrong, P2 [5] right.
     assert (by_n[1]["majority"], by_n[1]["prm_min"]) == (0.5, 0.5)
@@ -111,13 +112,36 @@ def test_rerank_curve_measures_step_auc_against_the_oracle():
     problem = Problem("e", EGGS, "48", meta={"equations": [[65, "+", 14, 79], [79, "-", 31, 48]]})
     steps = {"65 + 14 = 79.": 0.8, "79 - 31 = 48.": 0.7, "The answer is 48.": 0.9,
              "79 - 31 = 47.": 0.75, "The answer is 47.": 0.2}
-    good, bad = TableScorer(steps), TableScorer({k: 1 - v for k, v in steps.items()})
-    metrics, _, _ = rerank_curve([problem], queued({EGGS: [RIGHT, SLIP]}), {"good": (good, "min"), "bad": (bad, "min"),
-                                 "good_last": (good, "last")}, [2], temperature=1.0, max_new_tokens=32)
+    good, bad = TableScorer(steps), TableScorer({k: 1 - v for k, v in steps.items()}, aggregations=("min",))
+    pools = sample_pools([problem], queued({EGGS: [RIGHT, SLIP]}), 2, temperature=1.0, max_new_tokens=32)
+    metrics, _, _ = rerank_curve([problem], pools, {"good": lambda: good, "bad": lambda: bad}, [2])
     # Oracle: right [1, 1, 1], slip [1, 0, 0]. Good's scores: positives 0.8 0.7 0.9 0.8,
     # negatives 0.75 0.2 -> 7 of 8 pairs ranked right; bad's the mirror image.
-    assert metrics["good.step_auc_oracle"] == pytest.approx(7 / 8)
+    assert metrics["good_min.step_auc_oracle"] == pytest.approx(7 / 8)
     assert metrics["bad.step_auc_oracle"] == pytest.approx(1 / 8)
-    assert metrics["good.oracle_steps"] == 6 and metrics["good.oracle_positive_rate"] == pytest.approx(4 / 6)
+    assert metrics["good_min.oracle_steps"] == 6 and metrics["good_min.oracle_positive_rate"] == pytest.approx(4 / 6)
     assert "good_last.step_auc_oracle" not in metrics  # the same model's scores: reported once
-    assert metrics["good.n2"] == 1.0 and metrics["bad.n2"] == 0.0
+    assert metrics["good_min.n2"] == 1.0 and metrics["good_last.n2"] == 1.0 and metrics["bad.n2"] == 0.0
+
+
+def test_rerank_curve_holds_one_reward_model_at_a_time():
+    """Each model is dropped, and `release` runs, before the next one loads: two
+    SmolLM2 scorers and a policy did not fit 24 GiB side by side."""
+    problems = [Problem("p1", "P1?", "7")]
+    pools = sample_pools(problems, queued({"P1?": [answer(8), answer(7)]}), 2, temperature=1.0, max_new_tokens=32)
+    alive, events = [], []
+
+    def loader(name, values):
+        def load():
+            events.append(("load", name, [ref() is not None for ref in alive]))
+            scorer = TableScorer(values, aggregations=("min",))
+            alive.append(weakref.ref(scorer))
+            return scorer
+        return load
+
+    metrics, _, _ = rerank_curve(problems, pools, {"a": loader("a", {"x = 7.": 0.9, "The answer is 7.": 0.9}),
+                                                     "b": loader("b", {"x = 8.": 0.9, "The answer is 8.": 0.9})},
+                                 [2], release=lambda: events.append(("release",)))
+    assert events == [("load", "a", []), ("release",), ("load", "b", [False]), ("release",)]
+    assert not any(ref() is not None for ref in alive)  # nothing kept either model
+    assert (metrics["a.n2"], metrics["b.n2"]) == (1.0, 0.0)  # each still chose by its own scores

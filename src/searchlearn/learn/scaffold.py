@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from searchlearn.learn.distributed import copy_unchanged, save_trained, write_sidecars
+from searchlearn.memory import keep_heap
 
 PRECISIONS = ("auto", "bf16", "fp32")
 # Batches of similar length are cut from shuffled groups of this many batches: big
@@ -80,30 +81,6 @@ def configure_cpu() -> int:
     torch._C.set_num_threads(max(1, threads))
     keep_heap()
     return torch.get_num_threads()
-
-
-@functools.cache
-def keep_heap() -> None:
-    """Serve every allocation from the heap and never hand it back (glibc mallopt).
-
-    By default glibc mmaps each block over 32 MB and unmaps it on free, so a training
-    step's activations are fresh pages every step, and a page fault is slow on a VM:
-    measured here, touching 1 GiB of new memory took 0.23-1.1 s against 0.13 s to
-    rewrite it, and a SmolLM2 forward on a new sequence length took 2-14 s instead of
-    1.2 s. With mmap off and trimming off, steps reuse the same memory (1.1-1.6 s
-    for every length). The cost: the process keeps its peak heap until it exits.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc
-        return
-    m_trim_threshold, m_mmap_max = -1, -4
-    mallopt(m_mmap_max, 0)
-    mallopt(m_trim_threshold, 2**31 - 1)
 
 
 # ---- loading -----------------------------------------------------------------------------

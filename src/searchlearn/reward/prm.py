@@ -199,7 +199,7 @@ class PRMScorer:
         import torch
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-        from searchlearn.learn.scaffold import keep_heap
+        from searchlearn.memory import keep_heap
 
         config = read_prm_config(prm_dir)
         check_kind(config, self.kind, prm_dir)

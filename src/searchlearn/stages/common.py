@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from searchlearn.artifacts import artifact_ref, atomic_dir, atomic_write_json, is_complete_dir
+from searchlearn.memory import release_heap
 from searchlearn.sharding import block_seed
 
 log = logging.getLogger("searchlearn")
@@ -45,9 +46,12 @@ def produce(out_dir: str | Path, build: Callable[[Path], dict]) -> dict:
         log.info("reusing completed stage output %s", out_dir)
         meta = read_stage_meta(out_dir)
     else:
-        with atomic_dir(out_dir) as tmp:
-            meta = build(tmp)
-            atomic_write_json(tmp / STAGE_FILE, meta)
+        try:
+            with atomic_dir(out_dir) as tmp:
+                meta = build(tmp)
+                atomic_write_json(tmp / STAGE_FILE, meta)
+        finally:  # the stage's models and batches are garbage now: give their memory back
+            release_heap()
     return artifact_ref(out_dir, **meta)
 
 

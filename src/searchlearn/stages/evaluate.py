@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 
 from searchlearn.artifacts import write_jsonl
@@ -77,21 +79,23 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
                        eval_cfg: dict, gen_cfg: dict, seed: int, out_dir: str | Path) -> dict:
     """Best-of-N at N in prm.rerank_n with every trained reward model (a process model
     by its weakest and its last step: `prm_min`, `prm_last`; an outcome model by its
-    last: `orm`), majority and random."""
-    from searchlearn.evaluation import rerank_curve
+    last: `orm`), majority and random. The reward models load one at a time, after
+    the samples are drawn (evaluation.rerank_curve)."""
+    from searchlearn.evaluation import rerank_curve, sample_pools
+    from searchlearn.memory import release_heap
 
     def build(tmp: Path) -> dict:
+        start = time.perf_counter()
         problems = test_problems(data_dir, prm_cfg["rerank_problems"] or eval_cfg["num_problems"])
-        scorers = {}
-        for kind, ref in scorer_refs.items():
-            scorer = load_scorer_ref(ref, kind)
-            for how in scorer.aggregations:
-                scorers[f"{kind}_{how}" if len(scorer.aggregations) > 1 else kind] = (scorer, how)
         with stage_generator(policy_dir, gen_cfg, seed, "rerank") as generator:
-            metrics, table, records = rerank_curve(problems, generator, scorers, prm_cfg["rerank_n"],
-                                                   eval_cfg["temperature"], eval_cfg["max_new_tokens"], seed)
+            pools = sample_pools(problems, generator, max(prm_cfg["rerank_n"]), eval_cfg["temperature"],
+                                 eval_cfg["max_new_tokens"])
+        models = {kind: functools.partial(load_scorer_ref, ref, kind) for kind, ref in scorer_refs.items()}
+        metrics, table, records = rerank_curve(problems, pools, models, prm_cfg["rerank_n"], seed,
+                                               release=release_heap)
         write_jsonl(tmp / "rerank_table.jsonl", table)
         write_jsonl(tmp / "records.jsonl", records)  # per problem, for paired comparisons
+        metrics["seconds"] = round(time.perf_counter() - start, 2)
         return {f"rerank.{k}": v for k, v in metrics.items()}
 
     return produce(out_dir, build)
