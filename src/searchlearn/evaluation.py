@@ -160,17 +160,22 @@ def rerank_curve(
 def _oracle_auc(problems, steps, scores, prefix: str) -> dict:
     """A reward model's step AUC (and agreement at 0.5) against the exact step
     oracle, over every step of every candidate whose problem has reference
-    equations; empty where none has."""
+    equations, with a 95 % bootstrap interval over problems (`_lo`, `_hi`); empty
+    where no problem has them."""
     from searchlearn.reward.labels import with_oracle
-    from searchlearn.reward.quality import agreement, oracle_pairs
+    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs
 
     by_id = {p.id: p for p in problems}
-    rows = [{"problem_id": p.id, "steps": s} for p, pool in zip(problems, steps) for s in pool]
-    flat = [s for pool_scores in scores for s in pool_scores]
-    found = agreement(oracle_pairs(with_oracle(rows, by_id), flat), "")
+    groups = []  # each problem's (score, verdict) pairs: the bootstrap resamples problems
+    for p, pool, pool_scores in zip(problems, steps, scores):
+        rows = with_oracle([{"problem_id": p.id, "steps": s} for s in pool], by_id)
+        groups.append(oracle_pairs(rows, pool_scores))
+    found = agreement([pair for g in groups for pair in g], "")
     if not found:
         return {}
-    return {f"{prefix}step_auc_oracle": found["auc"], f"{prefix}step_agreement_oracle": found["agreement"],
+    lo, hi = clustered_auc_interval([g for g in groups if g])
+    return {f"{prefix}step_auc_oracle": found["auc"], f"{prefix}step_auc_oracle_lo": lo,
+            f"{prefix}step_auc_oracle_hi": hi, f"{prefix}step_agreement_oracle": found["agreement"],
             f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
 
 

@@ -119,6 +119,8 @@ def test_rerank_curve_measures_step_auc_against_the_oracle():
     # negatives 0.75 0.2 -> 7 of 8 pairs ranked right; bad's the mirror image.
     assert metrics["good_min.step_auc_oracle"] == pytest.approx(7 / 8)
     assert metrics["bad.step_auc_oracle"] == pytest.approx(1 / 8)
+    # Its bootstrap resamples problems: with one problem every draw is that problem.
+    assert metrics["good_min.step_auc_oracle_lo"] == metrics["good_min.step_auc_oracle_hi"] == pytest.approx(7 / 8)
     assert metrics["good_min.oracle_steps"] == 6 and metrics["good_min.oracle_positive_rate"] == pytest.approx(4 / 6)
     assert "good_last.step_auc_oracle" not in metrics  # the same model's scores: reported once
     assert metrics["good_min.n2"] == 1.0 and metrics["good_last.n2"] == 1.0 and metrics["bad.n2"] == 0.0

@@ -12,7 +12,7 @@ from searchlearn.problems.base import DatasetFormatError
 from searchlearn.reward.labels import read_labelled_steps, write_labelled_steps
 from searchlearn.reward.prm import fill_missing, solution_text, step_end_positions
 from searchlearn.reward.prm_train import IGNORE, build_examples, collate, label_pairs, masked_bce
-from searchlearn.reward.quality import rank_auc
+from searchlearn.reward.quality import clustered_auc_interval, rank_auc
 
 GOOD_ROW = {"question": "What is 3 + 4?", "steps": ["3 + 4 = 7.", "The answer is 7."], "labels": [1.0, 1.0],
             "problem_id": "p1", "source": "mc_soft"}
@@ -241,3 +241,34 @@ def test_rank_auc_on_hand_made_numbers():
     assert rank_auc([0.5, 0.5, 0.5], [True, False, True]) == pytest.approx(0.5)  # ties count half
     assert rank_auc([0.9, 0.1], [True, False]) == 1.0
     assert math.isnan(rank_auc([0.3, 0.4], [True, True]))
+
+
+def test_clustered_auc_interval_resamples_whole_groups():
+    import random
+
+    rng = random.Random(1)
+
+    def group(size, shift):  # a problem's steps: right ones score `shift` higher on average
+        return [(round(rng.gauss(0.5 + (shift if t else 0), 0.2), 2), t) for t in (rng.random() < 0.4
+                                                                                  for _ in range(size))]
+
+    groups = [group(20, 0.15) for _ in range(60)]
+    point = rank_auc([v for g in groups for v, _ in g], [t for g in groups for _, t in g])
+    lo, hi = clustered_auc_interval(groups)
+    assert lo < point < hi and 0.02 < hi - lo < 0.2
+    # Four times the problems: about half the width.
+    lo4, hi4 = clustered_auc_interval(groups + [group(20, 0.15) for _ in range(180)])
+    assert 0.3 < (hi4 - lo4) / (hi - lo) < 0.75
+    # Perfectly separated in every group: every draw is 1.
+    assert clustered_auc_interval([[(0.9, True), (0.1, False)]] * 5) == (1.0, 1.0)
+    # Groups are the unit: when a problem's steps share an offset (an easy problem
+    # scores high throughout), its steps are not independent evidence, and the interval
+    # is wider than one that treats every step as its own problem.
+    def shared(size):
+        offset, rate = rng.gauss(0, 0.3), rng.random()
+        return [(offset + rng.gauss(0.1 if t else 0, 0.1), t) for t in (rng.random() < rate for _ in range(size))]
+
+    lumpy = [shared(20) for _ in range(60)]
+    lo_g, hi_g = clustered_auc_interval(lumpy)
+    lo_s, hi_s = clustered_auc_interval([[pair] for g in lumpy for pair in g])
+    assert hi_g - lo_g > 1.5 * (hi_s - lo_s)

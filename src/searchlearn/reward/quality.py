@@ -30,6 +30,48 @@ def rank_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def clustered_auc_interval(groups: Sequence[Sequence[tuple[float, bool]]], draws: int = 1000, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float]:
+    """A bootstrap interval for rank_auc over (value, truth) pairs that come in groups
+    (a problem's steps): groups are resampled whole, since the steps of one problem
+    are not independent. Each draw weights every pair by its group's multiplicity and
+    takes the weighted Mann-Whitney statistic over tie levels ranked once, so a
+    thousand draws over ten thousand steps take about a second. (nan, nan) if no
+    draw has both classes."""
+    import numpy as np
+
+    truth = np.array([t for g in groups for _, t in g], dtype=bool)
+    if not len(truth):
+        return float("nan"), float("nan")
+    group = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+    levels, tie = np.unique(np.array([v for g in groups for v, _ in g], dtype=float), return_inverse=True)
+    rng, aucs = np.random.default_rng(seed), []
+    for _ in range(draws):
+        weight = np.bincount(rng.integers(0, len(groups), len(groups)), minlength=len(groups))[group]
+        auc = weighted_auc(tie, truth, weight, len(levels))
+        if auc == auc:  # not NaN
+            aucs.append(auc)
+    if not aucs:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(aucs, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def weighted_auc(tie, truth, weight, levels: int) -> float:
+    """rank_auc with a weight per pair (`tie`: each pair's tie level, ascending by
+    value; ties count half): sum over positives of the negative weight below them plus
+    half the negative weight tied with them, over (positive weight x negative weight)."""
+    import numpy as np
+
+    neg = np.bincount(tie, weights=weight * ~truth, minlength=levels)
+    pos = np.bincount(tie, weights=weight * truth, minlength=levels)
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg))
+
+
 def oracle_pairs(rows: Sequence[dict], values: Sequence[Sequence[float | None]]) -> list[tuple[float, bool]]:
     """(value, oracle verdict) for every step of every row that carries the oracle."""
     pairs = []
