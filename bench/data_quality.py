@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -68,11 +67,11 @@ def records(eval_ref: dict) -> dict[str, int]:
     return {r["id"]: int(bool(r["greedy_correct"])) for r in rows}
 
 
-def paired(a: dict[str, int], b: dict[str, int], draws: int = 2000) -> dict:
-    diffs = [a[k] - b[k] for k in a]
-    rng = random.Random(0)
-    means = sorted(sum(rng.choice(diffs) for _ in diffs) / len(diffs) for _ in range(draws))
-    return {"diff": round(sum(diffs) / len(diffs), 4), "ci95": [means[int(0.025 * draws)], means[int(0.975 * draws) - 1]]}
+def paired(a: dict[str, int], b: dict[str, int]) -> dict:
+    """a - b problem by problem (the same held-out problems), with its bootstrap interval."""
+    from prm_quickstart import bootstrap_diff
+
+    return bootstrap_diff([a[k] - b[k] for k in a])
 
 
 def main(argv=None) -> int:

@@ -124,7 +124,11 @@ def interval(p: float, n: int) -> list[float]:
 
 def paired_bootstrap(records: list[dict], n: int, a: str, b: str, draws: int, seed: int = 0) -> dict:
     """Mean of (a - b) over problems at best-of-n, and its 95 % bootstrap interval."""
-    diffs = [r[f"n{n}"][a] - r[f"n{n}"][b] for r in records]
+    return bootstrap_diff([r[f"n{n}"][a] - r[f"n{n}"][b] for r in records], draws, seed)
+
+
+def bootstrap_diff(diffs: list[float], draws: int = 2000, seed: int = 0) -> dict:
+    """Mean of per-problem differences and its 95 % bootstrap interval over problems."""
     rng, means = random.Random(seed), []
     for _ in range(draws):
         means.append(sum(rng.choice(diffs) for _ in diffs) / len(diffs))

@@ -51,6 +51,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from omegaconf import OmegaConf
+    from prm_quickstart import interval  # bench/ is this script's directory
 
     from searchlearn.config import load_config
     from searchlearn.generation import make_generator
@@ -72,8 +73,7 @@ def main() -> None:
                          reseed=lambda cell: gen.reseed(cell), progress=lambda m: print(m, flush=True))
     wall = time.perf_counter() - start
     for r in rows:  # normal 95 % interval over problems (they are independent)
-        half = 1.96 * (r["accuracy"] * (1 - r["accuracy"]) / len(problems)) ** 0.5
-        r.update(problems=len(problems), ci95=[round(r["accuracy"] - half, 4), round(r["accuracy"] + half, 4)])
+        r.update(problems=len(problems), ci95=interval(r["accuracy"], len(problems)))
     bon = {r["n"]: r["tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
     print(json.dumps(rows))
     if args.out:
