@@ -39,3 +39,58 @@ def test_keep_heap_holds_freed_memory_until_release_heap_hands_it_back():
     base, kept, released = map(float, out.stdout.split())
     assert kept - base > 400  # 512 MiB freed but kept
     assert released - base < 100  # handed back
+
+
+def test_length_batches_puts_every_index_once_longest_batch_first():
+    from searchlearn.reward.prm import length_batches
+
+    lengths = [5, 9, 1, 7, 7, 3, 12]
+    batches = length_batches(lengths, 3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    widths = [max(lengths[i] for i in b) for b in batches]
+    assert widths == sorted(widths, reverse=True) and widths[0] == 12
+    assert length_batches([], 4) == []
+
+
+class WidthSpy:
+    """A stand-in model for the scorers' batching: records each batch's padded width
+    and returns zeros of the shapes the scorers read."""
+
+    def __init__(self):
+        import torch
+
+        self.widths, self.weight = [], torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        return iter([self.weight])
+
+    def __call__(self, input_ids, attention_mask, labels=None, fused_lm_head=False):
+        import torch
+        from types import SimpleNamespace
+
+        b, t = input_ids.shape
+        self.widths.append(t)
+        if fused_lm_head:
+            return SimpleNamespace(log_probs=torch.zeros(b, t - 1))
+        return SimpleNamespace(logits=torch.zeros(b, t, 1))
+
+
+def test_scorers_feed_the_longest_batch_first():
+    """Why it matters: under keep_heap, shortest-first batches each needed a little more
+    than any block freed before, and an implicit-PRM rerank of 3,200 candidates grew to
+    24 GiB (README, "Reward models at quickstart scale"). Both scorers go through
+    length_batches, and every candidate still gets its own scores."""
+    from searchlearn.reward.implicit import implicit_scores
+    from searchlearn.reward.prm import score_encoded
+
+    lengths = [12, 40, 7, 33, 25, 18, 40, 9, 30]
+    encoded = [(list(range(1, n + 1)), [n - 1], 2) for n in lengths]
+    prm = WidthSpy()
+    scores = score_encoded(prm, [(ids, pos) for ids, pos, _ in encoded], 0, 4)
+    assert prm.widths == [40, 25, 7]
+    assert scores == [[0.5]] * len(lengths)  # sigmoid(0) at each step's end, in input order
+    policy, ref = WidthSpy(), WidthSpy()
+    values = implicit_scores(policy, ref, encoded, 0, 4, beta=1.0)
+    assert policy.widths == ref.widths == [40, 25, 7]
+    assert values == [[0.5]] * len(lengths)

@@ -24,6 +24,7 @@ from typing import Sequence
 from searchlearn.reward.prm import (
     PRMScorer,
     check_kind,
+    length_batches,
     pad_batch,
     pad_token_id,
     read_prm_config,
@@ -65,15 +66,14 @@ def step_values(log_ratio, positions: Sequence[Sequence[int | None]], beta: floa
 
 def implicit_scores(policy, ref, encoded: list[tuple[list[int], list[int | None], int]], pad_id: int,
                     batch_size: int, beta: float) -> list[list[float | None]]:
-    """Step values of already-encoded solutions (prm.encode_with_starts), batched by length."""
+    """Step values of already-encoded solutions (prm.encode_with_starts), batched by
+    length, longest first (prm.length_batches)."""
     import torch
 
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     device = next(policy.parameters()).device
     out: list[list[float | None]] = [[] for _ in encoded]
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            chunk = order[b: b + batch_size]
+        for chunk in length_batches([len(e[0]) for e in encoded], batch_size):
             ids, mask = pad_batch([encoded[i][0] for i in chunk], pad_id)
             labels = solution_labels(ids, [len(encoded[i][0]) for i in chunk], [encoded[i][2] for i in chunk])
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)

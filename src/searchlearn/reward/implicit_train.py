@@ -23,7 +23,8 @@ from typing import Sequence
 from searchlearn.learn import scaffold
 from searchlearn.learn.distributed import is_main_process
 from searchlearn.reward.implicit import ImplicitPRMScorer, solution_labels, token_log_probs
-from searchlearn.reward.prm import PRM_CONFIG, encode_with_starts, pad_batch, pad_token_id, read_prm_config
+from searchlearn.reward.prm import (PRM_CONFIG, encode_with_starts, length_batches, pad_batch, pad_token_id,
+                                    read_prm_config)
 from searchlearn.reward.prm_train import evaluate_reward_model, resolve_train_cfg
 
 # Batch size for the reference's one pass over the training data (inference only).
@@ -62,16 +63,15 @@ def reference_log_probs(ref, examples: list[dict], pad_id: int) -> list[float]:
     under the same autocast as training (so πθ = πref gives a zero margin at step 0)."""
     import torch
 
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
     out = [0.0] * len(examples)
     device = next(ref.parameters()).device
     bf16 = scaffold.resolve_precision("auto") == "bf16"
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        for b in range(0, len(order), REFERENCE_BATCH):
-            chunk = [examples[i] for i in order[b: b + REFERENCE_BATCH]]
+        for indices in length_batches([len(e["input_ids"]) for e in examples], REFERENCE_BATCH):
+            chunk = [examples[i] for i in indices]
             batch = {k: v.to(device) for k, v in collate([{**e, "ref_logp": 0.0} for e in chunk], pad_id).items()}
             sums = token_log_probs(ref, batch["input_ids"], batch["attention_mask"], batch["labels"]).sum(-1)
-            for i, s in zip(order[b: b + REFERENCE_BATCH], sums.tolist()):
+            for i, s in zip(indices, sums.tolist()):
                 out[i] = s
     return out
 

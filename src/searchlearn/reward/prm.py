@@ -106,6 +106,19 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int):
     return ids, mask
 
 
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices in batches of similar length (less compute spent on padding), the
+    longest batch first.
+
+    Why longest first: scoring runs under keep_heap (no mmap, no trim), and when each
+    batch needed a little more than the last, no freed block fitted the next one and
+    the heap grew with the number of candidates (the implicit PRM's rerank of 3,200
+    candidates was OOM-killed at 24 GiB). Longest first, every later batch fits in the
+    blocks the first one freed, so the heap peaks at one batch's need."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[b: b + batch_size] for b in range(0, len(order), batch_size)]
+
+
 def score_positions(
     model, tokenizer, questions: Sequence[str], step_lists: Sequence[Sequence[str]], batch_size: int, max_length: int
 ) -> list[list[float | None]]:
@@ -121,13 +134,10 @@ def score_encoded(model, encoded: list[tuple[list[int], list[int | None]]], pad_
     """`score_positions` on already-encoded solutions, batched by length."""
     import torch
 
-    # Batching similar lengths together wastes less compute on padding.
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     device = next(model.parameters()).device
     out: list[list[float | None]] = [[] for _ in encoded]
     with torch.inference_mode():
-        for b in range(0, len(order), batch_size):
-            chunk = order[b : b + batch_size]
+        for chunk in length_batches([len(e[0]) for e in encoded], batch_size):
             ids, mask = pad_batch([encoded[i][0] for i in chunk], pad_id)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[..., 0]
             probs = torch.sigmoid(logits.float()).cpu()  # (B, T)
