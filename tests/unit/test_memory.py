@@ -3,6 +3,7 @@ child process: they are process-wide."""
 
 from __future__ import annotations
 
+import math
 import platform
 import subprocess
 import sys
@@ -57,10 +58,10 @@ class WidthSpy:
     """A stand-in model for the scorers' batching: records each batch's padded width
     and returns zeros of the shapes the scorers read."""
 
-    def __init__(self):
+    def __init__(self, scale: float = 0.0):
         import torch
 
-        self.widths, self.weight = [], torch.nn.Parameter(torch.zeros(1))
+        self.widths, self.weight, self.scale = [], torch.nn.Parameter(torch.zeros(1)), scale
 
     def parameters(self):
         return iter([self.weight])
@@ -71,9 +72,12 @@ class WidthSpy:
 
         b, t = input_ids.shape
         self.widths.append(t)
+        # Each row's own length in every output, so a candidate scored under another's
+        # index would show.
+        n = attention_mask.sum(-1, keepdim=True).float() * self.scale
         if fused_lm_head:
-            return SimpleNamespace(log_probs=torch.zeros(b, t - 1))
-        return SimpleNamespace(logits=torch.zeros(b, t, 1))
+            return SimpleNamespace(log_probs=n.expand(b, t - 1))
+        return SimpleNamespace(logits=n.expand(b, t).unsqueeze(-1))
 
 
 def test_scorers_feed_the_longest_batch_first():
@@ -86,11 +90,12 @@ def test_scorers_feed_the_longest_batch_first():
 
     lengths = [12, 40, 7, 33, 25, 18, 40, 9, 30]
     encoded = [(list(range(1, n + 1)), [n - 1], 2) for n in lengths]
-    prm = WidthSpy()
+    prm = WidthSpy(scale=0.1)
     scores = score_encoded(prm, [(ids, pos) for ids, pos, _ in encoded], 0, 4)
     assert prm.widths == [40, 25, 7]
-    assert scores == [[0.5]] * len(lengths)  # sigmoid(0) at each step's end, in input order
-    policy, ref = WidthSpy(), WidthSpy()
+    assert scores == [[pytest.approx(1 / (1 + math.exp(-n / 10)))] for n in lengths]  # in input order
+    policy, ref = WidthSpy(scale=0.001), WidthSpy()
     values = implicit_scores(policy, ref, encoded, 0, 4, beta=1.0)
     assert policy.widths == ref.widths == [40, 25, 7]
-    assert values == [[0.5]] * len(lengths)
+    # q at the step's end token n - 1: the per-token ratio n / 1000 summed over n - 1 tokens
+    assert values == [[pytest.approx(1 / (1 + math.exp(-(n - 1) * n / 1000)))] for n in lengths]
