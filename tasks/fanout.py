@@ -20,7 +20,7 @@ from searchlearn.sharding import plan_shards
 from searchlearn.stages.reward import label_shard_stage, labelled_count, merge_labels_stage
 from searchlearn.stages.search import merge_stage, shard_stage
 from searchlearn.stages.stage import Stage
-from tasks.stage import run, stage_task
+from tasks.stage import run, stage_task, trusted
 
 # A local Ray instance needs almost no object store here (tasks exchange small
 # dicts of paths); Ray's default of 30 % of RAM would not fit next to a model.
@@ -48,7 +48,9 @@ class Fanout:
             return [run(stages[0], run_dir)]
         with self._options():
             futures = [self.runner.submit(stage_task(s), {"stage": s, "run_dir": run_dir}) for s in stages]
-        return [f.result() for f in futures]
+        for f in futures:
+            f.wait()
+        return [trusted(s, f.state, run_dir) for s, f in zip(stages, futures)]
 
     def _options(self):
         if self.kind != "ray" or not self.remote_options:

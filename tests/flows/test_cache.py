@@ -1,7 +1,8 @@
 """A cache you can trust, on `tiny` with its problems read from JSONL files under
 tmp_path: --refresh-cache recomputes every stage and replaces its output in place;
 after that a plain re-run is fully Cached; refilling the train file in place (same
-path, new rows) recomputes every stage; a second run on a busy run_dir fails at once."""
+path, new rows) recomputes every stage; a cached stage whose output was deleted or
+edited since is rebuilt; a second run on a busy run_dir fails at once."""
 
 from __future__ import annotations
 
@@ -94,6 +95,27 @@ def test_refilling_the_train_file_in_place_recomputes_everything_downstream(pref
     # The hand-written eval set is read from its own file: not downstream of the train file.
     assert states.pop("prepare-eval-problems") == ["Cached"]
     assert all_are(states, "Completed"), states
+
+
+def test_a_cached_stage_whose_output_was_deleted_or_edited_is_rebuilt(prefect_server, files):
+    """Prefect's cache record outlives the directory it names: a hit must not hand
+    downstream stages an output that is gone or no longer what was hashed."""
+    import shutil
+
+    run_dir = files["run_dir"]
+    assert all_are(states_of(run_flow("tiny", run_dir, *files["overrides"])), "Cached")
+    [policy] = (run_dir / "artifacts" / "policy-r1").iterdir()
+    shutil.rmtree(policy)  # a cleaned-up artifacts folder
+    [search] = (run_dir / "artifacts" / "search-r1").iterdir()
+    results = search / "results.jsonl"
+    original = results.read_bytes()
+    results.write_bytes(original[: len(original) // 2])  # a file cut short by hand
+    states = states_of(run_flow("tiny", run_dir, *files["overrides"]))
+    assert states["learn-policy"] == ["Completed"] and states["search-for-data"] == ["Completed"], states
+    assert states["sft-on-demos"] == ["Cached"] and states["search-shard"] == ["Cached"], states
+    assert (policy / "_COMPLETE").is_file() and (policy / "model").is_dir()
+    assert results.read_bytes() == original  # rebuilt from the same (cached) shard
+    assert all_are(states_of(run_flow("tiny", run_dir, *files["overrides"])), "Cached")
 
 
 def test_a_second_run_on_a_busy_run_dir_fails_at_once(prefect_server, files):
