@@ -1,7 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make run    set up .venv and run the default experiment (conf/experiment/quickstart.yaml) offline
 #   make test   set up .venv and run the test suite
-# Variables: EXPERIMENT=tiny OVERRIDES="rounds=2 search.n=16" PYTEST_ARGS="-m 'not slow'"
+# Variables: EXPERIMENT=tiny OVERRIDES="rounds=2 search.n=16" PYTEST_ARGS="-m 'not slow'" PYTEST_WORKERS=0
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 EXPERIMENT ?= quickstart
 OVERRIDES ?=
 PYTEST_ARGS ?=
+# Tests run on 2 workers (pytest-xdist; tests/conftest.py keeps each module on one
+# worker but spreads test_variants). PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
@@ -42,10 +45,10 @@ run: setup
 	$(BIN)/searchlearn run $(EXPERIMENT) $(OVERRIDES)
 
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/generation.py

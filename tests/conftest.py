@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import random
@@ -20,6 +21,23 @@ from searchlearn.formatting import build_prompt, format_solution
 # Set before torch is first imported (it reads this once); override from the shell.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+# ---- parallel runs (make test: pytest-xdist, -n 2 --dist loadgroup) -------------------
+
+# Modules whose tests are each self-contained and long: spread over the workers one
+# test at a time. Every other module runs whole on one worker, so its module fixtures
+# are built once and tests that build on the previous one (test_cache) keep their order.
+SPREAD = {"test_variants"}
+# Modules that read the session's finished `tiny` run go together: it is built once.
+SHARED_RUN = {"test_story", "test_mlflow_ui"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group("finished-tiny-run" if module in SHARED_RUN else module))
+
 
 # ---- tiny data and model ----------------------------------------------------------
 
@@ -79,11 +97,16 @@ def smollm2_dir(tmp_path_factory) -> str:
 
     key = hashlib.sha256(Path(init.__file__).read_bytes()).hexdigest()[:12]
     root = tmp_path_factory.getbasetemp().parent / "searchlearn-cache"
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's basetemp is one level deeper
+        root = tmp_path_factory.getbasetemp().parent.parent / "searchlearn-cache"
     out = root / f"smollm2-{key}"
-    if not is_complete_dir(out):
-        for stale in root.glob("smollm2-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        init.materialize_base({**asdict(PolicyConfig()), "source": "smollm2_gguf"}, str(out))
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:  # parallel workers: one builds, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_complete_dir(out):
+            for stale in root.glob("smollm2-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            init.materialize_base({**asdict(PolicyConfig()), "source": "smollm2_gguf"}, str(out))
     return str(out)
 
 
