@@ -9,8 +9,8 @@ BIN := $(VENV)/bin
 EXPERIMENT ?= quickstart
 OVERRIDES ?=
 PYTEST_ARGS ?=
-# Tests run on 2 workers (pytest-xdist; tests/conftest.py keeps each module on one
-# worker but spreads test_variants). PYTEST_WORKERS=0 runs them in this process.
+# Tests run on 2 pytest-xdist workers, each module whole on one worker (see
+# tests/conftest.py). PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 
@@ -45,10 +45,10 @@ run: setup
 	$(BIN)/searchlearn run $(EXPERIMENT) $(OVERRIDES)
 
 test: setup
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/generation.py
