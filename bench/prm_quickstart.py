@@ -29,6 +29,13 @@ selectors. Step AUCs carry their step count, no interval.
     .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-kinds prm --override $O
     .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-kinds implicit \
         --out bench/results/prm_implicit.json --override $O
+
+`--models KIND=DIR ...` reranks already trained reward models, named by their stage
+directory, without labelling or training (a code change re-keys the label stages, and
+the newest-by-mtime choice of `latest` moves with every ablation):
+
+    .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-n 1 2 4 8 16 32 \
+        --models prm=runs/bench-arms/loop/artifacts/prm-r3/cf0244a4fe00f74b --out bench/results/prm_bon32.json
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-only", nargs="+", metavar="KIND",
                    help="only train these of --kinds, then stop (one process per kind: trainings left in one "
                         "process grew it past 24 GiB here; a later full run takes them from the cache)")
+    p.add_argument("--models", nargs="+", metavar="KIND=DIR",
+                   help="rerank these trained reward models (stage directories); no labelling or training")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm.json"))
     return p.parse_args(argv)
 
@@ -74,14 +83,28 @@ def log(*parts) -> None:
 
 def latest(run_dir: Path, stage: str) -> dict:
     """The newest completed output of a stage, as stages pass it (path, sha, metrics)."""
-    from searchlearn.artifacts import artifact_ref
-    from searchlearn.stages.common import read_stage_meta
-
     outs = sorted((p for p in (run_dir / "artifacts" / stage).glob("*") if (p / "_COMPLETE").exists()),
                   key=lambda p: p.stat().st_mtime)
     if not outs:
         raise SystemExit(f"no completed {stage} under {run_dir}/artifacts: run quickstart there first")
-    return artifact_ref(outs[-1], **read_stage_meta(outs[-1]))
+    return ref(outs[-1])
+
+
+def ref(out: Path) -> dict:
+    """A completed stage output, as stages pass it (path, sha, metrics)."""
+    from searchlearn.artifacts import artifact_ref
+    from searchlearn.stages.common import read_stage_meta
+
+    if not (out / "_COMPLETE").exists():
+        raise SystemExit(f"{out}: not a completed stage output")
+    return artifact_ref(out, **read_stage_meta(out))
+
+
+def named_models(specs: list[str]) -> dict:
+    """--models KIND=DIR ... as {kind: stage output}."""
+    if any("=" not in s for s in specs):
+        raise SystemExit(f"--models takes KIND=DIR, got {specs}")
+    return {kind: ref(Path(d).resolve()) for kind, d in (s.split("=", 1) for s in specs)}
 
 
 def config(args, run_dir: Path):
@@ -153,8 +176,10 @@ def main(argv=None) -> int:
                     "prm": {k: v for k, v in json.loads(json.dumps(dict(cfg.prm), default=str)).items()
                             if k not in ("implicit", "train")},
                     "prm_train": dict(cfg.prm.train), "rounds": {}}
+    if args.models:  # rerank named models: nothing to label or train
+        args.rerank_kinds = list(named_models(args.models))
     labels = []
-    for r in range(1, args.rounds + 1):
+    for r in range(1, 1 if args.models else args.rounds + 1):
         log(f"round {r}: labelling round {r}'s searched problems with the policy that searched them ...")
         t = time.perf_counter()
         merged = label(cfg, policies[r - 1], latest(run_dir, f"search-r{r}"), r, str(run_dir))
@@ -163,8 +188,8 @@ def main(argv=None) -> int:
                                "mc_hard_vs_oracle": hard_agreement(merged["path"]),
                                "seconds": round(time.perf_counter() - t, 1)}
         log(json.dumps(report["rounds"][r]))
-    models, trained = {}, {}
-    for kind in args.train_only or args.kinds:
+    models, trained = (named_models(args.models), {}) if args.models else ({}, {})
+    for kind in [] if args.models else args.train_only or args.kinds:
         log(f"training the {kind} on {args.rounds} rounds' labels from the round-{args.rounds} policy ...")
         t = time.perf_counter()
         models[kind] = reward_model_stage(cfg, policies[-1], labels, kind, args.rounds).run(str(run_dir))
