@@ -163,7 +163,6 @@ def bootstrap_diff(diffs: list[float], draws: int = 2000, seed: int = 0) -> dict
 def main(argv=None) -> int:
     from searchlearn.learn.scaffold import configure_cpu
     from searchlearn.stages.evaluate import rerank_stage
-    from searchlearn.stages.reward import reward_model_stage
 
     args = parse_args(argv)
     configure_cpu()
@@ -177,25 +176,10 @@ def main(argv=None) -> int:
                             if k not in ("implicit", "train")},
                     "prm_train": dict(cfg.prm.train), "rounds": {}}
     if args.models:  # rerank named models: nothing to label or train
-        args.rerank_kinds = list(named_models(args.models))
-    labels = []
-    for r in range(1, 1 if args.models else args.rounds + 1):
-        log(f"round {r}: labelling round {r}'s searched problems with the policy that searched them ...")
-        t = time.perf_counter()
-        merged = label(cfg, policies[r - 1], latest(run_dir, f"search-r{r}"), r, str(run_dir))
-        labels.append(merged)
-        report["rounds"][r] = {"labels": {k: v for k, v in merged.items() if k.startswith("labels.")},
-                               "mc_hard_vs_oracle": hard_agreement(merged["path"]),
-                               "seconds": round(time.perf_counter() - t, 1)}
-        log(json.dumps(report["rounds"][r]))
-    models, trained = (named_models(args.models), {}) if args.models else ({}, {})
-    for kind in [] if args.models else args.train_only or args.kinds:
-        log(f"training the {kind} on {args.rounds} rounds' labels from the round-{args.rounds} policy ...")
-        t = time.perf_counter()
-        models[kind] = reward_model_stage(cfg, policies[-1], labels, kind, args.rounds).run(str(run_dir))
-        trained[kind] = {**{k: v for k, v in models[kind].items() if k not in ("path", "sha")},
-                         "seconds": round(time.perf_counter() - t, 1)}
-        log(kind, json.dumps(trained[kind]))
+        models, trained = named_models(args.models), {}
+        args.rerank_kinds = list(models)
+    else:
+        models, trained = label_and_train(args, cfg, run_dir, policies, report)
     report["reward_models"] = trained
     if args.train_only:
         return 0
@@ -213,6 +197,33 @@ def main(argv=None) -> int:
     Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
     print_table(report)
     return 0
+
+
+def label_and_train(args, cfg, run_dir: Path, policies: list[dict], report: dict) -> tuple[dict, dict]:
+    """Steps 1-2: every round's labels (their agreement with the oracle into
+    report["rounds"]), then each kind trained on all of them. Returns the models and
+    their training metrics."""
+    from searchlearn.stages.reward import reward_model_stage
+
+    labels = []
+    for r in range(1, args.rounds + 1):
+        log(f"round {r}: labelling round {r}'s searched problems with the policy that searched them ...")
+        t = time.perf_counter()
+        merged = label(cfg, policies[r - 1], latest(run_dir, f"search-r{r}"), r, str(run_dir))
+        labels.append(merged)
+        report["rounds"][r] = {"labels": {k: v for k, v in merged.items() if k.startswith("labels.")},
+                               "mc_hard_vs_oracle": hard_agreement(merged["path"]),
+                               "seconds": round(time.perf_counter() - t, 1)}
+        log(json.dumps(report["rounds"][r]))
+    models, trained = {}, {}
+    for kind in args.train_only or args.kinds:
+        log(f"training the {kind} on {args.rounds} rounds' labels from the round-{args.rounds} policy ...")
+        t = time.perf_counter()
+        models[kind] = reward_model_stage(cfg, policies[-1], labels, kind, args.rounds).run(str(run_dir))
+        trained[kind] = {**{k: v for k, v in models[kind].items() if k not in ("path", "sha")},
+                         "seconds": round(time.perf_counter() - t, 1)}
+        log(kind, json.dumps(trained[kind]))
+    return models, trained
 
 
 def summarize(report: dict, records: list[dict], args) -> None:
