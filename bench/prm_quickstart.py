@@ -20,7 +20,8 @@ no MLflow; stage outputs cached in that run's directory, so a rerun reuses them)
 Writes bench/results/prm.json (issue 12's keys: step_auc_oracle, bon16_weighted,
 bon16_majority, mc_label_agreement) with 95 % intervals: normal for accuracies
 (problems are independent) and a paired bootstrap over problems for differences between
-selectors. Step AUCs carry their step count, no interval.
+selectors. Step AUCs carry their step count and a 95 % bootstrap interval over problems
+(`step_auc_oracle_ci95`).
 
     O="prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1"
     for kind in prm verifier implicit; do   # one process per training (see --train-only)
