@@ -174,7 +174,7 @@ def main(argv=None) -> int:
     policies = [latest(run_dir, "policy-init")] + [latest(run_dir, f"policy-r{r}") for r in range(1, args.rounds + 1)]
     report: dict = {"experiment": args.experiment, "loop_dir": str(run_dir), "kinds": args.kinds,
                     "prm": {k: v for k, v in json.loads(json.dumps(dict(cfg.prm), default=str)).items()
-                            if k not in ("implicit", "train")},
+                            if k not in ("implicit", "implicit_step", "train")},
                     "prm_train": dict(cfg.prm.train), "rounds": {}}
     if args.models:  # rerank named models: nothing to label or train
         models, trained = named_models(args.models), {}

@@ -11,12 +11,15 @@ from flowkit import run_twice
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("kind, others", [("orm", []), ("verifier", ["prm"]), ("implicit", ["verifier"])])
+@pytest.mark.parametrize("kind, others", [("orm", []), ("verifier", ["prm"]), ("implicit_step", ["implicit"])])
 def test_each_reward_model_kind_guides_the_search(prefect_server, tmp_path, kind, others):
     """prm.kind picks the reward model that round 2's beam search is guided by; the
-    kinds in prm.compare_kinds train beside it and join the reranking comparison. The
-    verifier run labels its PRM with the oracle (prm.labels=oracle: no rollouts)."""
-    oracle = ["prm.labels=oracle"] if "prm" in others else []
+    kinds in prm.compare_kinds train beside it and join the reranking comparison. Runs
+    with a kind that learns step labels label them with the oracle (prm.labels=oracle:
+    no rollouts)."""
+    from searchlearn.reward.labels import STEP_LABEL_KINDS
+
+    oracle = ["prm.labels=oracle"] if set(STEP_LABEL_KINDS) & {kind, *others} else []
     history, states = run_twice(tmp_path, "tiny_prm", f"prm.kind={kind}", f"prm.compare_kinds=[{','.join(others)}]",
                                 *oracle)
     last = history[-1]

@@ -203,13 +203,16 @@ def test_warm_start_from_a_previous_prm(tmp_path, prm, data):
 KIND_SETTINGS = {
     "verifier": ({**TRAIN, "max_steps": 100}, {}),
     "implicit": (TRAIN, {"beta": 0.5}),
+    "implicit_step": (TRAIN, {"beta": 0.5}),
 }
+# What each kind learns from: outcome rows, or the step labels themselves.
+KIND_ROWS = {"verifier": as_outcome_rows, "implicit": as_outcome_rows, "implicit_step": list}
 # How far each kind's training loss must fall (last / first logged loss). The
 # verifier's cannot fall far: every token before the corrupted step carries the
 # solution's outcome, which those tokens cannot predict, so its floor is near half
 # the starting loss (measured: 0.49 on the 2-core CPU, 0.505 on an H200). Ranking the
 # corrupted step below the correct one, asserted below, is the real test.
-LOSS_RATIO = {"verifier": 0.7, "implicit": 0.5}
+LOSS_RATIO = {"verifier": 0.7, "implicit": 0.5, "implicit_step": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -223,17 +226,20 @@ def outcome_model(tmp_path_factory, tiny_dir, data):
         if kind not in trained:
             train_cfg, kind_cfg = KIND_SETTINGS[kind]
             out = tmp_path_factory.mktemp(kind) / kind
-            trained[kind] = out, TRAINERS[kind](tiny_dir, as_outcome_rows(data["train"]), train_cfg, out, seed=0,
-                                                eval_rows=as_outcome_rows(data["held_out"]), **kind_cfg)
+            rows = KIND_ROWS[kind]
+            trained[kind] = out, TRAINERS[kind](tiny_dir, rows(data["train"]), train_cfg, out, seed=0,
+                                                eval_rows=rows(data["held_out"]), **kind_cfg)
         return trained[kind]
 
     return get
 
 
 @pytest.mark.parametrize("kind", sorted(KIND_SETTINGS))
-def test_outcome_trained_kind_ranks_the_corrupted_step_below_the_correct_one(kind, outcome_model, data, tiny_dir):
+def test_kind_ranks_the_corrupted_step_below_the_correct_one(kind, outcome_model, data, tiny_dir):
     """Trained on outcomes alone, the verifier and the implicit PRM still tell the
-    corrupted step from the correct one: the process signal the oracle AUC measures."""
+    corrupted step from the correct one: the process signal the oracle AUC measures.
+    The step-trained implicit PRM learns it from the step labels, through the same
+    log-ratio values."""
     import torch
     from safetensors.torch import load_file
 
@@ -249,8 +255,9 @@ def test_outcome_trained_kind_ranks_the_corrupted_step_below_the_correct_one(kin
     assert all(len(s) == 3 and all(0.0 <= x <= 1.0 for x in s) for s in scores)
     margins = corrupted_step_margins(scores, held)
     assert sum(margins) / len(margins) > 0.4 and min(margins) > 0, margins
-    # Its held-out metrics: the outcome at the last step, and every step against the oracle.
-    assert metrics["eval_steps"] == len(held) and metrics["eval_auc"] > 0.9
+    # Its held-out metrics: its labels (the outcome at the last step, or every step's
+    # label), and every step against the oracle.
+    assert metrics["eval_steps"] == (3 if kind == "implicit_step" else 1) * len(held) and metrics["eval_auc"] > 0.9
     assert metrics["eval_oracle_steps"] == 3 * len(held) and metrics["eval_auc_oracle"] > 0.9
     with pytest.raises(ValueError, match="not a 'prm'"):
         load_scorer("prm", str(out))
@@ -296,3 +303,28 @@ def test_implicit_warm_start_keeps_the_first_reference(outcome_model, data, tmp_
     assert json.loads((tmp_path / "again" / "prm_config.json").read_text())["ref_dir"] == str(tiny_dir)
     # Against the same reference, the warm model starts where the first one ended.
     assert metrics["train.first_loss"] < 0.5 * first["train.first_loss"]
+
+
+def test_implicit_examples_keep_every_step_that_fits_or_only_the_outcome(data, tiny_dir):
+    """targets=steps: one target per step, at that step's end, with its own label; a
+    step cut by max_length is left out, the steps before it kept. targets=outcome: the
+    last step only, and a row whose last step is cut is dropped."""
+    from transformers import AutoTokenizer
+
+    from searchlearn.reward.implicit_train import build_examples
+    from searchlearn.reward.prm import encode_with_starts
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    row = data["held_out"][1]  # corrupted: labels 1.. then 0
+    ids, positions, start = encode_with_starts(tok, [row["question"]], [row["steps"]], 512)[0]
+    (full,), counts = build_examples(tok, [row], 512, "steps")
+    assert full["positions"] == positions and full["targets"] == row["labels"] and counts["steps"] == 3
+    assert full["input_ids"] == ids[: positions[-1] + 1] and full["start"] == start
+    (outcome,), _ = build_examples(tok, [row], 512, "outcome")
+    assert outcome["positions"] == positions[-1:] and outcome["targets"] == [row["labels"][-1]]
+    cut = positions[1] + 1  # room for two steps' ends only
+    (two,), counts = build_examples(tok, [row], cut, "steps")
+    assert two["positions"] == positions[:2] and two["targets"] == row["labels"][:2] and counts["steps"] == 2
+    assert build_examples(tok, [row], cut, "outcome")[0] == []
+    with pytest.raises(ValueError, match="targets 'tokens'"):
+        build_examples(tok, [row], 512, "tokens")

@@ -114,7 +114,7 @@ def test_missing_runner_package_is_named(monkeypatch):
 def test_reward_model_kinds_label_sources_and_solve_rates_are_checked():
     cfg = load_config("tiny_prm", ["prm.kind=implicit", "prm.compare_kinds=[orm,verifier]", "prm.labels=oracle"])
     assert cfg.prm.kind == "implicit" and list(cfg.prm.compare_kinds) == ["orm", "verifier"]
-    with pytest.raises(ConfigError, match=r"prm\.kind='value' is not one of: implicit, orm, prm, verifier"):
+    with pytest.raises(ConfigError, match=r"prm\.kind='value' is not one of: implicit, implicit_step, orm, prm, verifier"):
         load_config("tiny_prm", ["prm.kind=value"])
     with pytest.raises(ConfigError, match=r"prm\.compare_kinds: \['rm'\]"):
         load_config("tiny_prm", ["prm.compare_kinds=[orm,rm]"])

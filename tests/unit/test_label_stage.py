@@ -98,6 +98,6 @@ def test_every_reward_model_kind_has_a_scorer_and_a_trainer():
     from searchlearn.reward.labels import STEP_LABEL_KINDS
     from searchlearn.reward.trainers import TRAINERS
 
-    assert set(SCORERS) == set(TRAINERS) == {"prm", "orm", "verifier", "implicit"}
+    assert set(SCORERS) == set(TRAINERS) == {"prm", "orm", "verifier", "implicit", "implicit_step"}
     assert set(STEP_LABEL_KINDS) <= set(SCORERS)
     assert all(SCORERS[k].kind == k for k in SCORERS)

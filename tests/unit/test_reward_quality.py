@@ -71,10 +71,26 @@ def test_implicit_loss_is_bce_on_the_scaled_log_likelihood_ratio():
 
     from searchlearn.reward.implicit_train import implicit_loss
 
-    policy, ref = torch.tensor([-3.0, -10.0]), torch.tensor([-5.0, -6.0])
-    got = implicit_loss(policy, ref, torch.tensor([1.0, 0.0]), beta=0.5)
-    # Margins β·(log πθ − log πref): +1.0 for a right solution, −2.0 for a wrong one.
+    # Two solutions, one target each (outcome rows); the second column is padding.
+    policy, ref = torch.tensor([[-3.0, 7.0], [-10.0, 7.0]]), torch.tensor([[-5.0, 0.0], [-6.0, 0.0]])
+    targets, mask = torch.tensor([[1.0, 1.0], [0.0, 1.0]]), torch.tensor([[True, False], [True, False]])
+    got = implicit_loss(policy, ref, targets, mask, beta=0.5)
+    # Margins β·(log πθ − log πref): +1.0 for a right solution, −2.0 for a wrong one; padding ignored.
     expected = -(math.log(1 / (1 + math.exp(-1.0))) + math.log(1 - 1 / (1 + math.exp(2.0)))) / 2
     assert got.item() == pytest.approx(expected, rel=1e-6)
     # At πθ = πref the loss is log 2 whatever the outcome: training starts from no preference.
-    assert implicit_loss(ref, ref, torch.tensor([1.0, 0.0]), beta=0.5).item() == pytest.approx(math.log(2))
+    assert implicit_loss(ref, ref, targets, mask, beta=0.5).item() == pytest.approx(math.log(2))
+    # Step targets: every unmasked step counts once, soft labels included.
+    soft = implicit_loss(torch.tensor([[0.0, 2.0]]), torch.zeros(1, 2), torch.tensor([[0.5, 1.0]]),
+                         torch.tensor([[True, True]]), beta=1.0)
+    assert soft.item() == pytest.approx((math.log(2) + math.log(1 + math.exp(-2.0))) / 2, rel=1e-6)
+
+
+def test_prefix_sums_read_the_log_probs_up_to_each_step_end():
+    import torch
+
+    from searchlearn.reward.implicit_train import prefix_sums
+
+    # Column t holds token t+1's log-prob; a step ending at token p sums columns 0..p-1.
+    log_probs = torch.tensor([[0.0, -1.0, -2.0, -3.0, -4.0]])
+    assert prefix_sums(log_probs, torch.tensor([[2, 5]])).tolist() == [[-1.0, -10.0]]

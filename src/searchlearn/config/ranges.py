@@ -102,6 +102,7 @@ RULES: dict[str, Range] = {
     "prm.min_solve_rate": FRACTION,
     "prm.max_solve_rate": FRACTION,
     "prm.implicit.beta": POSITIVE,
+    "prm.implicit_step.beta": POSITIVE,
     # evaluation
     "eval.num_problems": NON_NEGATIVE,  # 0: the whole split
     "eval.k": NON_NEGATIVE,  # 0: greedy only

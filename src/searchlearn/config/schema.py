@@ -218,16 +218,16 @@ class TrackingConfig:
 
 @dataclass
 class ImplicitPRMConfig:
-    beta: float = f(0.05, "β of the implicit reward β·log πθ/πref: the loss is BCE(σ(β·Σ_t log πθ/πref), outcome); step values are σ(β·q_k).")
+    beta: float = f(0.05, "β of the implicit reward β·log πθ/πref: the loss is BCE(σ(β·Σ_t log πθ/πref), outcome) (implicit_step: BCE(σ(β·q_k), label_k) at each step's end); step values are σ(β·q_k).")
 
 
 @dataclass
 class PRMConfig:
     enabled: bool = f(False, "Label steps and (re)train a reward model every round; search and evaluation then use it.")
-    kind: str = f("prm", "The reward model search and GRPO use. prm: Math-Shepherd token classifier on step labels | orm: outcome label at the last token | verifier: outcome label at every token (Cobbe et al.) | implicit: causal LM trained on outcomes, step values from β·log πθ/πref (Yuan et al. 2024).")
-    compare_kinds: list = f([], "Other kinds trained every round on the same labels, for the reranking comparison (evaluate-reranking): any of prm | orm | verifier | implicit.")
+    kind: str = f("prm", "The reward model search and GRPO use. prm: Math-Shepherd token classifier on step labels | orm: outcome label at the last token | verifier: outcome label at every token (Cobbe et al.) | implicit: causal LM trained on outcomes, step values from β·log πθ/πref (Yuan et al. 2024) | implicit_step: the implicit PRM's values trained on the step labels, BCE at each step's end.")
+    compare_kinds: list = f([], "Other kinds trained every round on the same labels, for the reranking comparison (evaluate-reranking): any of prm | orm | verifier | implicit | implicit_step.")
     init_from: str = f("previous", "previous: warm-start from last round's reward model (round 1: the policy) | policy: the round's policy + a new score head.")
-    labels: str = f("mc", "Step labels for a prm. mc: Monte-Carlo rollouts (works on any domain) | oracle: the exact step oracle, no rollouts (problems with reference equations only; an upper bound for ablations).")
+    labels: str = f("mc", "Step labels for a prm or an implicit_step. mc: Monte-Carlo rollouts (works on any domain) | oracle: the exact step oracle, no rollouts (problems with reference equations only; an upper bound for ablations).")
     label_mode: str = f("soft", "soft: fraction of rollouts reaching the reference answer | hard: 1 if any does.")
     problems_per_round: int = f(32, "Searched problems considered for labelling (0 = all); the solve-rate filter then picks among them. Main cost knob.")
     min_solve_rate: float = f(0.1, "Label only problems whose share of correct search candidates is at least this (below it, Monte-Carlo values are near 0 for right and wrong steps alike).")
@@ -242,6 +242,7 @@ class PRMConfig:
     rerank_n: list = f([1, 2, 4, 8, 16], "Best-of-N sizes for the reranking evaluation (each trained kind by its aggregations, majority, random).")
     rerank_problems: int = f(0, "Held-out problems used for the reranking evaluation (0 = eval.num_problems).")
     implicit: ImplicitPRMConfig = sub(ImplicitPRMConfig, "The implicit PRM's own settings (kind implicit).")
+    implicit_step: ImplicitPRMConfig = sub(ImplicitPRMConfig, "The step-trained implicit PRM's own settings (kind implicit_step).")
     train: TrainConfig = sub(TrainConfig, "Reward-model optimizer settings.")
 
 

@@ -5,7 +5,7 @@ only when a scorer is constructed.
 """
 
 from searchlearn.reward.base import AGGREGATIONS, StepScorer, aggregate
-from searchlearn.reward.implicit import ImplicitPRMScorer
+from searchlearn.reward.implicit import ImplicitPRMScorer, ImplicitStepPRMScorer
 from searchlearn.reward.orm import ORMScorer
 from searchlearn.reward.prm import PRMScorer
 from searchlearn.reward.verifier import VerifierScorer
@@ -18,6 +18,7 @@ SCORERS: dict[str, type] = {
     "orm": ORMScorer,
     "verifier": VerifierScorer,
     "implicit": ImplicitPRMScorer,
+    "implicit_step": ImplicitStepPRMScorer,
 }
 
 
@@ -30,5 +31,5 @@ def load_scorer(kind: str, path: str, **kwargs) -> StepScorer:
     return cls(path, **kwargs)
 
 
-__all__ = ["AGGREGATIONS", "SCORERS", "ImplicitPRMScorer", "ORMScorer", "PRMScorer", "StepScorer", "VerifierScorer",
-           "aggregate", "load_scorer"]
+__all__ = ["AGGREGATIONS", "SCORERS", "ImplicitPRMScorer", "ImplicitStepPRMScorer", "ORMScorer", "PRMScorer",
+           "StepScorer", "VerifierScorer", "aggregate", "load_scorer"]

@@ -128,3 +128,11 @@ class ImplicitPRMScorer(PRMScorer):
     def _raw_scores(self, encoded):
         return implicit_scores(self.model, self.ref, encoded, pad_token_id(self.tokenizer), self.batch_size,
                                float(self.config["beta"]))
+
+
+class ImplicitStepPRMScorer(ImplicitPRMScorer):
+    """An implicit PRM trained on step labels (kind implicit_step,
+    implicit_train.train_implicit with targets="steps"): scored exactly as the
+    outcome-trained one, σ(β·q_k) at each step's end."""
+
+    kind = "implicit_step"

@@ -1,10 +1,20 @@
-"""Train an implicit PRM (reward/implicit.py) on outcome rows, on the training scaffold.
+"""Train an implicit PRM (reward/implicit.py) on the training scaffold: on outcome
+rows (kind implicit), or on step-labelled rows (kind implicit_step).
 
-The model is the policy itself (a causal LM), trained on each solution's outcome
-with the loss BCE(σ(β·(Σ_t log πθ(y_t) − Σ_t log πref(y_t))), outcome), the sums over
-the solution's tokens (Yuan et al. 2024). πref is frozen, so its sums are computed
-once, before training, and every step runs one forward and backward of πθ, with the
-LM head only at the solution's tokens (learn/lm_head.py).
+The model is the policy itself (a causal LM). Kind implicit learns each solution's
+outcome with the loss BCE(σ(β·(Σ_t log πθ(y_t) − Σ_t log πref(y_t))), outcome), the
+sums over the solution's tokens (Yuan et al. 2024). Kind implicit_step keeps that
+parameterisation but learns every step's label (Monte-Carlo or oracle) at the step's
+end: BCE(σ(β·q_k), label_k), q_k the log-ratio summed up to step k's end token, the
+value the scorer reads there. It is the Math-Shepherd PRM's supervision with the
+implicit PRM's head: the LM's own next-token log-probs instead of a new score head
+(an ablation: the implicit PRM ranked steps better than the PRM trained on oracle
+labels, and this separates the head from the labels). One loss serves both: an
+outcome row is a row with one target, at its last step.
+
+πref is frozen, so its sums are computed once, before training, and every step runs
+one forward and backward of πθ, with the LM head only at the solution's tokens
+(learn/lm_head.py).
 
 πref is the model the first implicit PRM started from: warm-starting from an earlier
 implicit PRM keeps that one's reference (its prm_config.json `ref_dir`), so the
@@ -27,60 +37,100 @@ from searchlearn.reward.prm import (PRM_CONFIG, encode_with_starts, length_batch
                                     read_prm_config)
 from searchlearn.reward.prm_train import evaluate_reward_model, resolve_train_cfg
 
+# prm.kind of each training target; the model's prm_config.json carries it.
+KIND_OF_TARGETS = {"outcome": "implicit", "steps": "implicit_step"}
 # Batch size for the reference's one pass over the training data (inference only).
 REFERENCE_BATCH = 32
 
 
-def build_examples(tokenizer, rows: Sequence[dict], max_length: int) -> tuple[list[dict], dict]:
-    """{input_ids, start, outcome} per outcome row: the tokens up to the last step's
-    end, the first solution token, and the solution's correctness (its last label).
-    A row whose last step does not fit max_length is dropped (its outcome would be
-    credited to a cut solution)."""
-    examples, counts = [], {"rows": len(rows), "examples": 0, "dropped_rows": 0}
+def kind_of(targets: str) -> str:
+    if targets not in KIND_OF_TARGETS:
+        raise ValueError(f"implicit PRM targets {targets!r} not among {sorted(KIND_OF_TARGETS)}")
+    return KIND_OF_TARGETS[targets]
+
+
+def build_examples(tokenizer, rows: Sequence[dict], max_length: int,
+                   targets: str = "outcome") -> tuple[list[dict], dict]:
+    """{input_ids, start, positions, targets} per row: the tokens up to the last
+    trained step's end, the first solution token, and the end positions and labels
+    trained. `outcome`: the last step only, labelled with the solution's correctness
+    (its last label); a row whose last step does not fit max_length is dropped (its
+    outcome would be credited to a cut solution). `steps`: every step that fits, with
+    its own label (a step cut by max_length has no end to read; the steps before it
+    still teach)."""
+    kind_of(targets)
+    examples, counts = [], {"rows": len(rows), "examples": 0, "dropped_rows": 0, "steps": 0}
     encoded = encode_with_starts(tokenizer, [r["question"] for r in rows], [r["steps"] for r in rows], max_length)
     for row, (ids, positions, start) in zip(rows, encoded):
-        last = positions[-1] if positions else None
-        if last is None or last < start:
+        pairs = [(p, float(y)) for p, y in zip(positions, row["labels"]) if p is not None and p >= start]
+        if targets == "outcome":
+            last = positions[-1] if positions else None
+            pairs = [(last, float(row["labels"][-1]))] if last is not None and last >= start else []
+        if not pairs:
             counts["dropped_rows"] += 1
             continue
-        examples.append({"input_ids": ids[: last + 1], "start": start, "outcome": float(row["labels"][-1])})
+        examples.append({"input_ids": ids[: pairs[-1][0] + 1], "start": start,
+                         "positions": [p for p, _ in pairs], "targets": [y for _, y in pairs]})
     counts["examples"] = len(examples)
+    counts["steps"] = sum(len(e["positions"]) for e in examples)
     return examples, counts
 
 
+def _padded(rows: Sequence[Sequence[float]], fill: float, dtype):
+    import torch
+
+    width = max(len(r) for r in rows)
+    return torch.tensor([list(r) + [fill] * (width - len(r)) for r in rows], dtype=dtype)
+
+
 def collate(batch: Sequence[dict], pad_id: int) -> dict:
+    """Padded ids, the solution-token labels, and (B, K) step-end positions (0 where
+    a row has fewer steps: masked by `target_mask`), targets and reference sums."""
     import torch
 
     ids, mask = pad_batch([b["input_ids"] for b in batch], pad_id)
+    positions = _padded([b["positions"] for b in batch], 0, torch.long)
     return {"input_ids": ids, "attention_mask": mask,
             "labels": solution_labels(ids, [len(b["input_ids"]) for b in batch], [b["start"] for b in batch]),
-            "outcome": torch.tensor([b["outcome"] for b in batch]),
-            "ref_logp": torch.tensor([b["ref_logp"] for b in batch])}
+            "positions": positions, "target_mask": _padded([[1] * len(b["positions"]) for b in batch], 0, torch.bool),
+            "targets": _padded([b["targets"] for b in batch], 0.0, torch.float),
+            "ref_q": _padded([b["ref_q"] for b in batch], 0.0, torch.float)}
 
 
-def reference_log_probs(ref, examples: list[dict], pad_id: int) -> list[float]:
-    """Σ_t log πref(y_t) over each example's solution tokens, batched by length,
-    under the same autocast as training (so πθ = πref gives a zero margin at step 0)."""
+def prefix_sums(log_probs, positions):
+    """(B, K): each row's per-token log-probs summed over its solution tokens up to each
+    step-end position p (column p - 1 of the (B, T-1) cumsum: tokens 1..p, as
+    implicit.step_values reads them)."""
+    return log_probs.cumsum(-1).gather(-1, (positions - 1).clamp(min=0))
+
+
+def reference_log_probs(ref, examples: list[dict], pad_id: int) -> list[list[float]]:
+    """Σ_t log πref(y_t) over each example's solution tokens up to each trained step's
+    end, batched by length, under the same autocast as training (so πθ = πref gives a
+    zero margin at step 0)."""
     import torch
 
-    out = [0.0] * len(examples)
+    out: list[list[float]] = [[] for _ in examples]
     device = next(ref.parameters()).device
     bf16 = scaffold.resolve_precision("auto") == "bf16"
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for indices in length_batches([len(e["input_ids"]) for e in examples], REFERENCE_BATCH):
             chunk = [examples[i] for i in indices]
-            batch = {k: v.to(device) for k, v in collate([{**e, "ref_logp": 0.0} for e in chunk], pad_id).items()}
-            sums = token_log_probs(ref, batch["input_ids"], batch["attention_mask"], batch["labels"]).sum(-1)
-            for i, s in zip(indices, sums.tolist()):
-                out[i] = s
+            batch = {k: v.to(device) for k, v in collate([{**e, "ref_q": [0.0]} for e in chunk], pad_id).items()}
+            logp = token_log_probs(ref, batch["input_ids"], batch["attention_mask"], batch["labels"])
+            sums = prefix_sums(logp, batch["positions"])
+            for row, i in enumerate(indices):
+                out[i] = sums[row, : len(examples[i]["positions"])].tolist()
     return out
 
 
-def implicit_loss(policy_logp, ref_logp, outcome, beta: float):
-    """BCE of σ(β·(log πθ(y) − log πref(y))) against the outcome, per solution, averaged."""
+def implicit_loss(policy_q, ref_q, targets, mask, beta: float):
+    """BCE of σ(β·(q_θ − q_ref)) against each trained step's target, averaged over the
+    steps in the batch (outcome rows: one step each, so a mean over solutions)."""
     import torch.nn.functional as F
 
-    return F.binary_cross_entropy_with_logits(beta * (policy_logp - ref_logp), outcome.float())
+    loss = F.binary_cross_entropy_with_logits(beta * (policy_q - ref_q), targets.float(), reduction="none")
+    return (loss * mask).sum() / mask.sum().clamp(min=1)
 
 
 def _trainer_class(beta: float):
@@ -90,9 +140,10 @@ def _trainer_class(beta: float):
         loss_is_scaled_for_ga = False  # a per-micro-batch mean; Trainer divides by grad_accum
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            outcome, ref_logp, labels = inputs.pop("outcome"), inputs.pop("ref_logp"), inputs.pop("labels")
-            logp = token_log_probs(model, inputs["input_ids"], inputs["attention_mask"], labels).sum(-1)
-            loss = implicit_loss(logp, ref_logp, outcome, beta)
+            labels, positions, mask = inputs.pop("labels"), inputs.pop("positions"), inputs.pop("target_mask")
+            targets, ref_q = inputs.pop("targets"), inputs.pop("ref_q")
+            logp = token_log_probs(model, inputs["input_ids"], inputs["attention_mask"], labels)
+            loss = implicit_loss(prefix_sums(logp, positions), ref_q, targets, mask, beta)
             return (loss, None) if return_outputs else loss
 
     return ImplicitPRMTrainer
@@ -117,26 +168,30 @@ def load_models(init_dir: str | Path):
 
 
 def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, out_dir: str | Path,
-                   seed: int = 0, eval_rows: Sequence[dict] | None = None, beta: float = 0.05) -> dict:
-    """Train an implicit PRM from `init_dir` on outcome rows and write it to `out_dir`
-    (causal LM, tokenizer, prm_config.json with `ref_dir` and `beta`; atomically).
-    Metrics as prm_train.train_prm's, with eval AUCs from the step values."""
+                   seed: int = 0, eval_rows: Sequence[dict] | None = None, beta: float = 0.05,
+                   targets: str = "outcome") -> dict:
+    """Train an implicit PRM from `init_dir` and write it to `out_dir` (causal LM,
+    tokenizer, prm_config.json with `ref_dir` and `beta`; atomically): on outcome rows
+    (`targets` outcome, kind implicit) or on every step's label (`steps`, kind
+    implicit_step). Metrics as prm_train.train_prm's, with eval AUCs from the step values."""
     from transformers import set_seed
 
     start = time.perf_counter()
     cfg = resolve_train_cfg(train_cfg)
     scaffold.configure_cpu()
+    kind = kind_of(targets)
     set_seed(seed)
     policy, ref, tokenizer, ref_dir, init_kind = load_models(init_dir)
-    examples, counts = build_examples(tokenizer, rows, cfg["max_length"])
+    examples, counts = build_examples(tokenizer, rows, cfg["max_length"], targets)
     if not examples:
         raise ValueError(f"no trainable implicit-PRM examples among {len(rows)} rows (all truncated or empty)")
     pad_id = pad_token_id(tokenizer)
     for e, s in zip(examples, reference_log_probs(ref, examples, pad_id)):
-        e["ref_logp"] = s
-    metrics = {**{f"data.{k}": v for k, v in counts.items()}, "init_kind": init_kind, "target": "implicit",
-               "data.positive_rate": sum(e["outcome"] for e in examples) / len(examples)}
-    config = {"kind": "implicit", "beta": beta, "ref_dir": str(ref_dir), "max_length": cfg["max_length"],
+        e["ref_q"] = s
+    trained = [y for e in examples for y in e["targets"]]
+    metrics = {**{f"data.{k}": v for k, v in counts.items()}, "init_kind": init_kind, "target": kind,
+               "data.positive_rate": sum(trained) / len(trained)}
+    config = {"kind": kind, "beta": beta, "ref_dir": str(ref_dir), "max_length": cfg["max_length"],
               "init_dir": str(init_dir), "init_kind": init_kind, "seed": seed, "train": cfg,
               "step_separator": "\n", "prompt_format": "formatting.build_prompt"}
 
@@ -149,7 +204,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
         metrics.update(scaffold.fit(trainer, curve, start))
         if eval_rows and is_main_process():
             scorer = ImplicitPRMScorer.from_models(trainer.model, ref, tokenizer, config)
-            metrics.update(evaluate_reward_model(scorer, eval_rows, per_step=False))
+            metrics.update(evaluate_reward_model(scorer, eval_rows, per_step=targets == "steps"))
         scaffold.save(trainer, out_dir, config, metrics, extras)
     return metrics
 

@@ -36,7 +36,7 @@ ROW_KEYS = ("question", "steps", "labels", "problem_id", "source")
 # Reward-model kinds trained on per-step labels; every other kind learns from outcome
 # rows (reward/orm.py), which need no rollouts. Kept here, free of model code, so the
 # labelling stage can ask without depending on any trainer.
-STEP_LABEL_KINDS = ("prm",)
+STEP_LABEL_KINDS = ("prm", "implicit_step")
 
 # solutions[i] holds the step lists sampled for problems[i].
 Solutions = Sequence[Sequence[Sequence[str]]]

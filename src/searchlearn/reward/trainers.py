@@ -20,5 +20,6 @@ TRAINERS: dict[str, Callable[..., dict]] = {
     "prm": partial(train_prm, target="prm"),
     "orm": partial(train_prm, target="orm"),
     "verifier": partial(train_prm, target="verifier"),
-    "implicit": train_implicit,
+    "implicit": partial(train_implicit, targets="outcome"),
+    "implicit_step": partial(train_implicit, targets="steps"),
 }
