@@ -21,7 +21,8 @@ Writes bench/results/prm.json (issue 12's keys: step_auc_oracle, bon16_weighted,
 bon16_majority, mc_label_agreement) with 95 % intervals: normal for accuracies
 (problems are independent) and a paired bootstrap over problems for differences between
 selectors. Step AUCs carry their step count and a 95 % bootstrap interval over problems
-(`step_auc_oracle_ci95`).
+(`step_auc_oracle_ci95`); where several models rerank in one process, each pair's AUC
+difference on the same steps carries a paired one (`step_auc_oracle_differences`).
 
     O="prm.train.epochs=6 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1"
     for kind in prm verifier implicit; do   # one process per training (see --train-only)
@@ -240,6 +241,10 @@ def summarize(report: dict, records: list[dict], args) -> None:
     # the rerank stage's 95 % bootstrap over problems (a problem's steps move together)
     report["step_auc_oracle_ci95"] = {k: [m.get(f"{key}_lo"), m.get(f"{key}_hi")] for k, key in auc.items()}
     report["step_auc_oracle_steps"] = m.get(f"rerank.{prefix}.oracle_steps")
+    # the rerank stage's paired differences (two models on the same steps, resampled alike)
+    report["step_auc_oracle_differences"] = {
+        key[len("rerank."):]: {"diff": m[key], "ci95": [m[f"{key}_lo"], m[f"{key}_hi"]]}
+        for key in m if ".step_auc_oracle_minus_" in key and not key.endswith(("_lo", "_hi"))}
     report["bon16_weighted"] = m[f"rerank.{prefix}_weighted.n{big}"]
     report["bon16_best"] = m[f"rerank.{prefix}.n{big}"]
     report["bon16_majority"] = m[f"rerank.majority.n{big}"]
@@ -271,6 +276,8 @@ def print_table(report: dict) -> None:
     print(f"\nstep AUC vs the oracle on held-out candidates ({report['step_auc_oracle_steps']} steps): "
           + ", ".join(f"{k} {v:.3f} [{ci[k][0] or float('nan'):.3f}, {ci[k][1] or float('nan'):.3f}]"
                       for k, v in report["step_auc_oracle"].items() if v is not None))
+    for name, d in report["step_auc_oracle_differences"].items():
+        print(f"  {name}, paired bootstrap: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
     print(f"\n{'N':>4} " + " ".join(f"{m:>22}" for m in report["bon_table"]["n1"]))
     for k, row in report["bon_table"].items():
         print(f"{k[1:]:>4} " + " ".join(f"{v['acc']:.3f} [{v['ci95'][0]:.3f},{v['ci95'][1]:.3f}]".rjust(22)

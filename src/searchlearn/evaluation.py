@@ -125,6 +125,7 @@ def rerank_curve(
     start = time.perf_counter()
     steps = [[split_steps(c.text) or [""] for c in pool] for pool in pools]  # split once for every model
     selectors: dict[str, tuple[list, str]] = {}  # name -> (its model's step scores, aggregation)
+    by_model: dict[str, list] = {}  # each model's first selector name -> its step scores
     metrics: dict = {}
     for kind, load in models.items():
         scorer = load()
@@ -135,6 +136,8 @@ def rerank_curve(
             release()
         metrics.update(_oracle_auc(problems, steps, scores, f"{next(iter(names))}."))
         selectors.update({name: (scores, how) for name, how in names.items()})
+        by_model[next(iter(names))] = scores
+    metrics.update(_oracle_auc_differences(problems, steps, by_model))
     rng = random.Random(seed)
     records = [{"id": p.id, **{f"n{n}": {} for n in ns}} for p in problems]
     for n in ns:
@@ -177,6 +180,31 @@ def _oracle_auc(problems, steps, scores, prefix: str) -> dict:
     return {f"{prefix}step_auc_oracle": found["auc"], f"{prefix}step_auc_oracle_lo": lo,
             f"{prefix}step_auc_oracle_hi": hi, f"{prefix}step_agreement_oracle": found["agreement"],
             f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
+
+
+def _oracle_auc_differences(problems, steps, by_model: dict[str, list]) -> dict:
+    """For each pair of reward models (later minus earlier, in `by_model`'s order): the
+    difference of their step AUCs against the oracle on the steps both scored, with a
+    paired 95 % bootstrap interval over problems (`<a>.step_auc_oracle_minus_<b>`,
+    `_lo`, `_hi`). Two models' AUCs on the same steps are correlated, so whether their
+    separate intervals overlap says little; this says whether one ranks better."""
+    from itertools import combinations
+
+    from searchlearn.reward.labels import with_oracle
+    from searchlearn.reward.quality import paired_auc_difference
+
+    by_id, out = {p.id: p for p in problems}, {}
+    verdicts = [[r.get("oracle") for r in with_oracle([{"problem_id": p.id, "steps": s} for s in pool], by_id)]
+                for p, pool in zip(problems, steps)]
+    for b, a in combinations(by_model, 2):
+        groups = [[(va, vb, t >= 0.5) for truth, sa, sb in zip(problem, by_model[a][i], by_model[b][i])
+                   if truth is not None for va, vb, t in zip(sa, sb, truth) if va is not None and vb is not None]
+                  for i, problem in enumerate(verdicts)]
+        if any(groups):
+            diff, lo, hi = paired_auc_difference([g for g in groups if g])
+            out.update({f"{a}.step_auc_oracle_minus_{b}": diff, f"{a}.step_auc_oracle_minus_{b}_lo": lo,
+                        f"{a}.step_auc_oracle_minus_{b}_hi": hi})
+    return out
 
 
 def _score_pools(problems, steps, scorer) -> list[list[list[float]]]:

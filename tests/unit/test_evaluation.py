@@ -123,6 +123,10 @@ def test_rerank_curve_measures_step_auc_against_the_oracle():
     assert metrics["good_min.step_auc_oracle_lo"] == metrics["good_min.step_auc_oracle_hi"] == pytest.approx(7 / 8)
     assert metrics["good_min.oracle_steps"] == 6 and metrics["good_min.oracle_positive_rate"] == pytest.approx(4 / 6)
     assert "good_last.step_auc_oracle" not in metrics  # the same model's scores: reported once
+    # The two models compared on the same steps, later minus earlier, paired over problems.
+    assert metrics["bad.step_auc_oracle_minus_good_min"] == pytest.approx(1 / 8 - 7 / 8)
+    assert metrics["bad.step_auc_oracle_minus_good_min_lo"] == pytest.approx(-0.75)
+    assert metrics["bad.step_auc_oracle_minus_good_min_hi"] == pytest.approx(-0.75)
     assert metrics["good_min.n2"] == 1.0 and metrics["good_last.n2"] == 1.0 and metrics["bad.n2"] == 0.0
 
 

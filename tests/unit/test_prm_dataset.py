@@ -12,7 +12,7 @@ from searchlearn.problems.base import DatasetFormatError
 from searchlearn.reward.labels import read_labelled_steps, write_labelled_steps
 from searchlearn.reward.prm import fill_missing, solution_text, step_end_positions
 from searchlearn.reward.prm_train import IGNORE, build_examples, collate, label_pairs, masked_bce
-from searchlearn.reward.quality import clustered_auc_interval, rank_auc
+from searchlearn.reward.quality import clustered_auc_interval, paired_auc_difference, rank_auc
 
 GOOD_ROW = {"question": "What is 3 + 4?", "steps": ["3 + 4 = 7.", "The answer is 7."], "labels": [1.0, 1.0],
             "problem_id": "p1", "source": "mc_soft"}
@@ -272,3 +272,32 @@ def test_clustered_auc_interval_resamples_whole_groups():
     lo_g, hi_g = clustered_auc_interval(lumpy)
     lo_s, hi_s = clustered_auc_interval([[pair] for g in lumpy for pair in g])
     assert hi_g - lo_g > 1.5 * (hi_s - lo_s)
+
+
+def test_paired_auc_difference_cancels_what_two_models_share():
+    """Two models that share most of their error (the same hard steps) and differ by a
+    little signal: the paired interval of AUC(a) - AUC(b) excludes 0 although their
+    separate intervals overlap, and a model against itself differs by exactly 0."""
+    import random
+
+    rng = random.Random(2)
+
+    def problem(size):
+        rows = []
+        for truth in (rng.random() < 0.4 for _ in range(size)):
+            shared = rng.gauss(0.5 + (0.1 if truth else 0), 0.2)  # what both models see
+            rows.append((shared + (0.02 if truth else 0) + rng.gauss(0, 0.02), shared + rng.gauss(0, 0.02), truth))
+        return rows
+
+    groups = [problem(20) for _ in range(60)]
+    a = [[(va, t) for va, _, t in g] for g in groups]
+    b = [[(vb, t) for _, vb, t in g] for g in groups]
+    point, lo, hi = paired_auc_difference(groups)
+    auc_a, auc_b = (rank_auc([v for g in m for v, _ in g], [t for g in m for _, t in g]) for m in (a, b))
+    assert point == pytest.approx(auc_a - auc_b) and 0 < lo < point < hi
+    (lo_a, hi_a), (lo_b, hi_b) = clustered_auc_interval(a), clustered_auc_interval(b)
+    assert lo_a < hi_b  # the separate intervals overlap ...
+    assert hi - lo < 0.5 * min(hi_a - lo_a, hi_b - lo_b)  # ... the paired one is far narrower
+    same = [[(va, va, t) for va, _, t in g] for g in groups]
+    assert paired_auc_difference(same) == (0.0, 0.0, 0.0)
+    assert all(math.isnan(x) for x in paired_auc_difference([[(0.1, 0.2, True), (0.3, 0.1, True)]]))
