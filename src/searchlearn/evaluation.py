@@ -124,6 +124,7 @@ def rerank_curve(
 
     start = time.perf_counter()
     steps = [[split_steps(c.text) or [""] for c in pool] for pool in pools]  # split once for every model
+    oracle_rows = _oracle_rows(problems, steps)  # checked once, for every model
     selectors: dict[str, tuple[list, str]] = {}  # name -> (its model's step scores, aggregation)
     by_model: dict[str, list] = {}  # each model's first selector name -> its step scores
     metrics: dict = {}
@@ -134,10 +135,10 @@ def rerank_curve(
         del scorer  # the loader's caller keeps no reference: the model is garbage now
         if release is not None:
             release()
-        metrics.update(_oracle_auc(problems, steps, scores, f"{next(iter(names))}."))
+        metrics.update(_oracle_auc(oracle_rows, scores, f"{next(iter(names))}."))
         selectors.update({name: (scores, how) for name, how in names.items()})
         by_model[next(iter(names))] = scores
-    metrics.update(_oracle_auc_differences(problems, steps, by_model))
+    metrics.update(_oracle_auc_differences(oracle_rows, by_model))
     rng = random.Random(seed)
     records = [{"id": p.id, **{f"n{n}": {} for n in ns}} for p in problems]
     for n in ns:
@@ -160,19 +161,24 @@ def rerank_curve(
     return metrics, table, records
 
 
-def _oracle_auc(problems, steps, scores, prefix: str) -> dict:
+def _oracle_rows(problems, steps) -> list[list[dict]]:
+    """Per problem, a row per candidate carrying the exact oracle's verdict on each of
+    its steps (`oracle`), where the problem has reference equations."""
+    from searchlearn.reward.labels import with_oracle
+
+    by_id = {p.id: p for p in problems}
+    return [with_oracle([{"problem_id": p.id, "steps": s} for s in pool], by_id) for p, pool in zip(problems, steps)]
+
+
+def _oracle_auc(oracle_rows, scores, prefix: str) -> dict:
     """A reward model's step AUC (and agreement at 0.5) against the exact step
     oracle, over every step of every candidate whose problem has reference
     equations, with a 95 % bootstrap interval over problems (`_lo`, `_hi`); empty
     where no problem has them."""
-    from searchlearn.reward.labels import with_oracle
     from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs
 
-    by_id = {p.id: p for p in problems}
-    groups = []  # each problem's (score, verdict) pairs: the bootstrap resamples problems
-    for p, pool, pool_scores in zip(problems, steps, scores):
-        rows = with_oracle([{"problem_id": p.id, "steps": s} for s in pool], by_id)
-        groups.append(oracle_pairs(rows, pool_scores))
+    # each problem's (score, verdict) pairs: the bootstrap resamples problems
+    groups = [oracle_pairs(rows, pool_scores) for rows, pool_scores in zip(oracle_rows, scores)]
     found = agreement([pair for g in groups for pair in g], "")
     if not found:
         return {}
@@ -182,7 +188,7 @@ def _oracle_auc(problems, steps, scores, prefix: str) -> dict:
             f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
 
 
-def _oracle_auc_differences(problems, steps, by_model: dict[str, list]) -> dict:
+def _oracle_auc_differences(oracle_rows, by_model: dict[str, list]) -> dict:
     """For each pair of reward models (later minus earlier, in `by_model`'s order): the
     difference of their step AUCs against the oracle on the steps both scored, with a
     paired 95 % bootstrap interval over problems (`<a>.step_auc_oracle_minus_<b>`,
@@ -190,16 +196,15 @@ def _oracle_auc_differences(problems, steps, by_model: dict[str, list]) -> dict:
     separate intervals overlap says little; this says whether one ranks better."""
     from itertools import combinations
 
-    from searchlearn.reward.labels import with_oracle
-    from searchlearn.reward.quality import paired_auc_difference
+    from searchlearn.reward.quality import oracle_pairs, paired_auc_difference
 
-    by_id, out = {p.id: p for p in problems}, {}
-    verdicts = [[r.get("oracle") for r in with_oracle([{"problem_id": p.id, "steps": s} for s in pool], by_id)]
-                for p, pool in zip(problems, steps)]
+    def both(values_a, values_b):  # a step counts where both models scored it
+        return [None if x is None or y is None else (x, y) for x, y in zip(values_a, values_b)]
+
+    out = {}
     for b, a in combinations(by_model, 2):
-        groups = [[(va, vb, t >= 0.5) for truth, sa, sb in zip(problem, by_model[a][i], by_model[b][i])
-                   if truth is not None for va, vb, t in zip(sa, sb, truth) if va is not None and vb is not None]
-                  for i, problem in enumerate(verdicts)]
+        groups = [[(x, y, truth) for (x, y), truth in oracle_pairs(rows, [both(*s) for s in zip(scores_a, scores_b)])]
+                  for rows, scores_a, scores_b in zip(oracle_rows, by_model[a], by_model[b])]
         if any(groups):
             diff, lo, hi = paired_auc_difference([g for g in groups if g])
             out.update({f"{a}.step_auc_oracle_minus_{b}": diff, f"{a}.step_auc_oracle_minus_{b}_lo": lo,
