@@ -89,8 +89,15 @@ def test_a_padded_batch_gives_the_loss_of_its_examples_one_at_a_time(model_and_b
             n = int(mask[i].sum())
             single.append(model(input_ids=ids[i:i + 1, :n], attention_mask=mask[i:i + 1, :n],
                                 labels=labels[i:i + 1, :n], fused_lm_head=True).log_probs.sum())
+        # More right padding (train.pad_to_multiple_of) changes nothing either.
+        extra = 32 - ids.shape[1] % 32 + 32
+        wider = model(input_ids=torch.nn.functional.pad(ids, (0, extra), value=int(ids[0, -1])),
+                      attention_mask=torch.nn.functional.pad(mask, (0, extra)),
+                      labels=torch.nn.functional.pad(labels, (0, extra), value=-100),
+                      fused_lm_head=True).log_probs.sum(-1)
     assert mask.sum(-1).unique().numel() > 1  # the rows really differ in length
     assert torch.allclose(batched, torch.stack(single), atol=1e-4)
+    assert torch.allclose(wider, batched, atol=1e-4)
 
 
 def test_sft_trainer_loss_ignores_padding_and_prompt_tokens(tiny_model_dir, tiny_demos, tmp_path):
@@ -119,6 +126,23 @@ def test_training_in_each_precision_lowers_the_loss_and_changes_every_weight(tin
     assert metrics["train.last_loss"] < 0.8 * metrics["train.first_loss"], metrics
     before, after = load_file(f"{tiny_model_dir}/model.safetensors"), load_file(tmp_path / "p" / "model.safetensors")
     assert all(not (before[k] == after[k]).all() for k in before)
+
+
+def test_fit_frees_gradients_and_optimizer_state_but_keeps_the_trained_weights(tiny_model_dir, tiny_demos,
+                                                                             tmp_path):
+    """What only the optimizer loop needed is gone before evaluation and save."""
+    import time
+
+    from searchlearn.learn import scaffold
+    from searchlearn.learn.sft import _build_trainer
+
+    trainer, curve = _build_trainer(tiny_model_dir, tiny_demos[:16], cfg(max_steps=3), str(tmp_path), 0)
+    start = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = scaffold.fit(trainer, curve, time.perf_counter())
+    assert metrics["train.steps"] == 3
+    assert all(p.grad is None for p in trainer.model.parameters())
+    assert len(trainer.optimizer.state) == 0
+    assert any(not (a == p).all() for a, p in zip(start, trainer.model.parameters()))
 
 
 def test_learning_rate_zero_changes_nothing(tiny_model_dir, tiny_demos, tmp_path):

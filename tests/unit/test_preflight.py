@@ -134,6 +134,7 @@ def test_arithmetic_sizes_are_checked_too(tmp_path):
     ("search.max_new_tokens=-5", "search.max_new_tokens must be > 0"),
     ("learn.rft.train.learning_rate=-0.001", "learn.rft.train.learning_rate must be > 0"),
     ("prm.train.learning_rate=0", "prm.train.learning_rate must be > 0"),
+    ("prm.train.pad_to_multiple_of=0", "prm.train.pad_to_multiple_of must be > 0, got 0"),
     ("learn.grpo.num_generations=1", "learn.grpo.num_generations must be >= 2"),
     ("prm.eval_fraction=1", "prm.eval_fraction must be in [0, 1)"),
 ])

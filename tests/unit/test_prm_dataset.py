@@ -225,6 +225,17 @@ def test_collate_pads_right_and_masks_labels():
     assert batch["labels"].tolist() == [[IGNORE, IGNORE, 1.0], [0.25, IGNORE, IGNORE]]
 
 
+def test_collate_pads_to_a_multiple_of_the_bucket_and_never_cuts():
+    rows = [{"input_ids": list(range(1, 18)), "labels": [IGNORE] * 16 + [1.0]}, {"input_ids": [8], "labels": [0.25]}]
+    batch = collate(rows, pad_id=0, multiple=16)
+    assert batch["input_ids"].shape == (2, 32)  # 17 tokens round up to 32, not down to 16
+    assert batch["input_ids"][0, :17].tolist() == rows[0]["input_ids"]
+    assert batch["attention_mask"].sum(-1).tolist() == [17, 1]
+    assert (batch["labels"][:, 17:] == IGNORE).all()
+    assert collate(rows[1:], pad_id=0, multiple=16)["input_ids"].shape == (1, 16)
+    assert collate(rows, pad_id=0, multiple=1)["input_ids"].shape == (2, 17)
+
+
 def test_masked_bce_ignores_unlabelled_positions():
     import torch
 

@@ -73,3 +73,20 @@ def test_planned_steps_and_whole_warmup_steps():
     args = scaffold.training_arguments(TrainingArguments, train, "/tmp/unused", 0, steps=1)
     assert args.warmup_steps == 0
     assert scaffold.training_arguments(TrainingArguments, train, "/tmp/unused", 0, steps=40).warmup_steps == 2
+
+
+def test_trl_configs_get_the_pad_multiple_and_transformers_args_do_not_need_it():
+    """TRL's collators pad to `pad_to_multiple_of`; plain TrainingArguments has no such
+    field (the reward-model collators read it from the train config)."""
+    from dataclasses import asdict
+
+    from transformers import TrainingArguments
+    from trl import DPOConfig, SFTConfig
+
+    from searchlearn.config.schema import TrainConfig
+
+    train = {**asdict(TrainConfig()), "pad_to_multiple_of": 32}
+    for cls in (SFTConfig, DPOConfig):
+        assert scaffold.training_arguments(cls, train, "/tmp/unused", 0, steps=4).pad_to_multiple_of == 32
+    assert not hasattr(scaffold.training_arguments(TrainingArguments, train, "/tmp/unused", 0, steps=4),
+                       "pad_to_multiple_of")

@@ -51,6 +51,7 @@ RULES: dict[str, Range] = {
     "*.train.batch_size": POSITIVE,
     "*.train.grad_accum": POSITIVE,
     "*.train.max_length": POSITIVE,
+    "*.train.pad_to_multiple_of": POSITIVE,
     # problems
     "problems.train_size": NON_NEGATIVE,
     "problems.test_size": NON_NEGATIVE,

@@ -22,6 +22,7 @@ flash kernel at these lengths (bench/train_throughput.py records the figures).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from searchlearn.learn.distributed import copy_unchanged, save_trained, write_sidecars
-from searchlearn.memory import keep_heap
+from searchlearn.memory import keep_heap, release_heap
 
 PRECISIONS = ("auto", "bf16", "fp32")
 # Batches of similar length are cut from shuffled groups of this many batches: big
@@ -128,6 +129,8 @@ def training_arguments(args_cls, train: dict, work_dir: str, seed: int, steps: i
     if not 0.0 <= train["warmup_ratio"] < 1.0:
         raise ValueError(f"train.warmup_ratio must be in [0, 1), got {train['warmup_ratio']}")
     bf16 = resolve_precision(train["precision"]) == "bf16"
+    if "pad_to_multiple_of" in {f.name for f in dataclasses.fields(args_cls)}:  # TRL's configs pad in their collators
+        extra.setdefault("pad_to_multiple_of", train["pad_to_multiple_of"])
     return args_cls(
         output_dir=work_dir,
         num_train_epochs=train["epochs"],
@@ -324,7 +327,20 @@ def fit(trainer, curve, start: float, tokens: Callable[[], int] | None = None) -
     steady = curve.steady_tokens_per_s() if tokens is None else None
     if steady is not None:
         metrics["train.steady_tokens_per_s"] = steady
+    free_training_state(trainer)
     return metrics
+
+
+def free_training_state(trainer) -> None:
+    """Drop what only the optimizer loop needed (gradients, AdamW's two moments: 3x the
+    fp32 weights) and hand the heap that training fragmented back to the OS, before the
+    held-out evaluation and the save run on top of it. Under keep_heap the evaluation's
+    scorer could not reuse the training blocks: implicit_step's process grew from
+    training's peak to an OOM kill at 23.2 GiB in that evaluation (README, "Memory")."""
+    trainer.model.zero_grad(set_to_none=True)
+    if trainer.optimizer is not None:
+        trainer.optimizer.state.clear()
+    release_heap()
 
 
 def _threads() -> int:

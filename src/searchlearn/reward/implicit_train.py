@@ -83,12 +83,12 @@ def _padded(rows: Sequence[Sequence[float]], fill: float, dtype):
     return torch.tensor([list(r) + [fill] * (width - len(r)) for r in rows], dtype=dtype)
 
 
-def collate(batch: Sequence[dict], pad_id: int) -> dict:
+def collate(batch: Sequence[dict], pad_id: int, multiple: int = 1) -> dict:
     """Padded ids, the solution-token labels, and (B, K) step-end positions (0 where
     a row has fewer steps: masked by `target_mask`), targets and reference sums."""
     import torch
 
-    ids, mask = pad_batch([b["input_ids"] for b in batch], pad_id)
+    ids, mask = pad_batch([b["input_ids"] for b in batch], pad_id, multiple)
     positions = _padded([b["positions"] for b in batch], 0, torch.long)
     return {"input_ids": ids, "attention_mask": mask,
             "labels": solution_labels(ids, [len(b["input_ids"]) for b in batch], [b["start"] for b in batch]),
@@ -219,6 +219,6 @@ def _build_trainer(model, examples: list[dict], cfg: dict, seed: int, scratch: s
                                        remove_unused_columns=False, include_num_input_tokens_seen="non_padding")
     curve = scaffold.loss_curve()
     trainer = _trainer_class(beta)(model=model, args=args, train_dataset=examples, callbacks=[curve],
-                                   data_collator=partial(collate, pad_id=pad_id))
+                                   data_collator=partial(collate, pad_id=pad_id, multiple=cfg["pad_to_multiple_of"]))
     trainer.lengths = [len(e["input_ids"]) for e in examples]
     return trainer, curve

@@ -91,13 +91,14 @@ def encode_with_starts(tokenizer, questions: Sequence[str], step_lists: Sequence
     return out
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int):
-    """Right-pad to a (B, T) LongTensor plus attention mask. Right padding keeps
-    every label position equal to its unpadded index, and under causal attention
-    the pad tokens after a position cannot change its logit."""
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, multiple: int = 1):
+    """Right-pad to a (B, T) LongTensor plus attention mask, T the longest length
+    rounded up to a multiple of `multiple` (train.pad_to_multiple_of). Right padding
+    keeps every label position equal to its unpadded index, and under causal
+    attention the pad tokens after a position cannot change its logit."""
     import torch
 
-    width = max(len(s) for s in seqs)
+    width = -(-max(len(s) for s in seqs) // multiple) * multiple
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):

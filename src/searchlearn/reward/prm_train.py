@@ -88,10 +88,10 @@ def label_pairs(labels: Sequence[float], positions: Sequence[int | None], start:
     return [(t, float(labels[-1])) for t in range(start, last + 1)]  # verifier: every solution token
 
 
-def collate(batch: Sequence[dict], pad_id: int) -> dict:
+def collate(batch: Sequence[dict], pad_id: int, multiple: int = 1) -> dict:
     import torch
 
-    ids, mask = pad_batch([b["input_ids"] for b in batch], pad_id)
+    ids, mask = pad_batch([b["input_ids"] for b in batch], pad_id, multiple)
     labels = torch.full(ids.shape, float(IGNORE))
     for i, b in enumerate(batch):
         labels[i, : len(b["labels"])] = torch.tensor(b["labels"])
@@ -197,7 +197,8 @@ def _build_trainer(model, tokenizer, examples: list[dict], cfg: dict, seed: int,
                                        remove_unused_columns=False, include_num_input_tokens_seen="non_padding")
     curve = scaffold.loss_curve()
     trainer = _trainer_class()(model=model, args=args, train_dataset=examples, callbacks=[curve],
-                               data_collator=partial(collate, pad_id=pad_token_id(tokenizer)))
+                               data_collator=partial(collate, pad_id=pad_token_id(tokenizer),
+                                                     multiple=cfg["pad_to_multiple_of"]))
     trainer.lengths = scaffold.lengths_if_grouped(cfg, [len(e["input_ids"]) for e in examples])
     return trainer, curve
 
