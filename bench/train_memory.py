@@ -31,15 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-RESULT_TAG = "BENCH_RESULT "
+from train_throughput import RESULT_TAG, run_child  # bench/ is on sys.path (the script's own folder)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,19 +94,15 @@ class RssSampler:
 
 def loop_rows(loop_dir: Path) -> tuple[list[dict], str]:
     """Every round's labelled steps (the newest completed label-steps output of each),
-    and the round-3 policy's model dir."""
+    and the last round's policy model dir."""
+    from prm_quickstart import latest
+
     from searchlearn.reward.labels import read_labelled_steps
     from searchlearn.stages.reward import LABELS_FILE
 
-    def newest(stage: str) -> Path:
-        outs = [p for p in (loop_dir / "artifacts").glob(f"{stage}/*") if (p / "_COMPLETE").exists()]
-        if not outs:
-            raise SystemExit(f"no completed {stage} under {loop_dir}/artifacts")
-        return max(outs, key=lambda p: (p / "_COMPLETE").stat().st_mtime)
-
     rounds = sorted(int(p.name[len("labels-r"):]) for p in (loop_dir / "artifacts").glob("labels-r*"))
-    rows = [r for k in rounds for r in read_labelled_steps(newest(f"labels-r{k}") / LABELS_FILE)]
-    return rows, str(newest(f"policy-r{rounds[-1]}") / "model")
+    rows = [r for k in rounds for r in read_labelled_steps(Path(latest(loop_dir, f"labels-r{k}")["path"]) / LABELS_FILE)]
+    return rows, str(Path(latest(loop_dir, f"policy-r{rounds[-1]}")["path"]) / "model")
 
 
 class Phases:
@@ -190,13 +185,7 @@ def run_cell(args, multiple: int) -> dict:
     cmd += ["--model-dir", args.model_dir] if args.model_dir else []
     cmd += ["--loop-dir", args.loop_dir] if args.loop_dir else []
     cmd += ["--eval"] if args.eval else []
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": f"{ROOT / 'src'}:{ROOT / 'bench'}"}
-    env.pop("OMP_NUM_THREADS", None)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if proc.returncode or not lines:
-        raise RuntimeError(f"pad_to_multiple_of={multiple} failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len(RESULT_TAG):])
+    return run_child(cmd, f"pad_to_multiple_of={multiple}")
 
 
 def main(argv=None) -> int:

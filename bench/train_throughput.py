@@ -392,12 +392,19 @@ def run_cell(args, kind: str, precision: str, impl: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", f"{kind},{precision},{impl}", "--steps", str(args.steps),
            "--batch-size", str(args.batch_size), "--learning-rate", str(args.learning_rate),
            "--work-dir", args.work_dir] + (["--model-dir", args.model_dir] if args.model_dir else [])
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    return run_child(cmd, f"{kind}/{precision}/{impl}")
+
+
+def run_child(cmd: list[str], what: str) -> dict:
+    """Run one benchmark cell in a child process (its own peak RSS, every core's
+    threads) and return the JSON object it printed after RESULT_TAG."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}:{ROOT / 'bench'}"}
     env.pop("OMP_NUM_THREADS", None)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if proc.returncode or not lines:
-        raise RuntimeError(f"{kind}/{precision}/{impl} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len(RESULT_TAG):])
 
 
