@@ -241,6 +241,17 @@ def summarize(report: dict, records: list[dict], args) -> None:
     # the rerank stage's 95 % bootstrap over problems (a problem's steps move together)
     report["step_auc_oracle_ci95"] = {k: [m.get(f"{key}_lo"), m.get(f"{key}_hi")] for k, key in auc.items()}
     report["step_auc_oracle_steps"] = m.get(f"rerank.{prefix}.oracle_steps")
+    # the same within a problem and step position, and a position-only scorer's pooled AUC
+    report["step_auc_oracle_matched"] = {k: {"auc": m.get(f"{key}_matched"), "pairs": m.get(f"{key}_matched_pairs"),
+                                             "ci95": [m.get(f"{key}_matched_lo"), m.get(f"{key}_matched_hi")]}
+                                         for k, key in auc.items()}
+    report["position_baseline_step_auc"] = {"auc": m.get("rerank.position_baseline.step_auc_oracle"),
+                                            "ci95": [m.get("rerank.position_baseline.step_auc_oracle_lo"),
+                                                     m.get("rerank.position_baseline.step_auc_oracle_hi")]}
+    # right answers above wrong ones within a problem, per selector (what best-of-N needs)
+    report["candidate_auc"] = {key[len("rerank."):-len(".candidate_auc")]: {
+        "auc": m[key], "pairs": m[f"{key}_pairs"], "ci95": [m[f"{key}_lo"], m[f"{key}_hi"]]}
+        for key in m if key.endswith(".candidate_auc")}
     # the rerank stage's paired differences (two models on the same steps, resampled alike)
     report["step_auc_oracle_differences"] = {
         key[len("rerank."):]: {"diff": m[key], "ci95": [m[f"{key}_lo"], m[f"{key}_hi"]]}
@@ -278,6 +289,16 @@ def print_table(report: dict) -> None:
                       for k, v in report["step_auc_oracle"].items() if v is not None))
     for name, d in report["step_auc_oracle_differences"].items():
         print(f"  {name}, paired bootstrap: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+    base = report["position_baseline_step_auc"]
+    if base["auc"] is not None:
+        print(f"  position-only scorer (content-blind): {base['auc']:.3f} [{base['ci95'][0]:.3f}, {base['ci95'][1]:.3f}]")
+    for k, d in report["step_auc_oracle_matched"].items():
+        if d["auc"] is not None:
+            print(f"  {k} within a problem and step position ({d['pairs']} pairs): "
+                  f"{d['auc']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]")
+    print("candidate AUC, right answers above wrong ones within a problem: " + ", ".join(
+        f"{k} {d['auc']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}] ({d['pairs']} pairs)"
+        for k, d in report["candidate_auc"].items()))
     print(f"\n{'N':>4} " + " ".join(f"{m:>22}" for m in report["bon_table"]["n1"]))
     for k, row in report["bon_table"].items():
         print(f"{k[1:]:>4} " + " ".join(f"{v['acc']:.3f} [{v['ci95'][0]:.3f},{v['ci95'][1]:.3f}]".rjust(22)

@@ -96,7 +96,7 @@ def selector_names(kind: str, aggregations: Sequence[str]) -> dict[str, str]:
 def rerank_curve(
     problems: Sequence[Problem], pools: Sequence[Sequence], models: dict[str, Callable[[], object]],
     ns: Sequence[int], seed: int = 0, release: Callable[[], None] | None = None,
-) -> tuple[dict, list[dict], list[dict]]:
+) -> tuple[dict, list[dict], list[dict], list[dict]]:
     """Best-of-N accuracy at each N for several selectors, from one pool per problem
     (`sample_pools`, of size max(ns)).
 
@@ -110,12 +110,18 @@ def rerank_curve(
     every method sees the same candidates. Majority vote and a seeded random choice
     are always included.
 
-    Returns (metrics, table, records): `<method>.n<N>` accuracies with their standard
-    errors (`_se`), and where the problems carry reference equations, each reward
-    model's step AUC against the exact oracle over every step of every candidate
-    (`<first selector name>.step_auc_oracle`); the table has one row per N; the
-    records one per problem, each method's 0/1 outcome at each N, so methods can be
-    compared paired, problem by problem.
+    Returns (metrics, table, records, candidates): `<method>.n<N>` accuracies with
+    their standard errors (`_se`); each selector's `<name>.candidate_auc` (right
+    answers above wrong ones within a problem); and where the problems carry reference
+    equations, each reward model's step AUC against the exact oracle over every step of
+    every candidate (`<first selector name>.step_auc_oracle`), the same within a
+    problem and step position (`..._matched`), and a content-blind position-only
+    scorer's (`position_baseline.step_auc_oracle`); the table has one row per N;
+    the records one per problem, each method's 0/1 outcome at each N, so methods can be
+    compared paired, problem by problem; the candidates one per problem too, every
+    candidate's answer, correctness, tokens, steps, oracle verdicts and each model's
+    step scores (`candidate_rows`), so a selector can be studied without sampling and
+    scoring again.
     """
     import random
 
@@ -136,9 +142,13 @@ def rerank_curve(
         if release is not None:
             release()
         metrics.update(_oracle_auc(oracle_rows, scores, f"{next(iter(names))}."))
+        for name, how in names.items():
+            metrics.update(_candidate_auc(pools, scores, how, f"{name}."))
         selectors.update({name: (scores, how) for name, how in names.items()})
         by_model[next(iter(names))] = scores
     metrics.update(_oracle_auc_differences(oracle_rows, by_model))
+    if by_model:
+        metrics.update(_position_baseline(oracle_rows))
     rng = random.Random(seed)
     records = [{"id": p.id, **{f"n{n}": {} for n in ns}} for p in problems]
     for n in ns:
@@ -158,7 +168,24 @@ def rerank_curve(
             metrics.update(with_se(f"{m}.n{n}", [r[f"n{n}"][m] for r in records]))
     metrics.update(tokens=sum(c.num_tokens for pool in pools for c in pool),
                    score_seconds=round(time.perf_counter() - start, 2))
-    return metrics, table, records
+    return metrics, table, records, candidate_rows(problems, pools, steps, oracle_rows, by_model)
+
+
+def candidate_rows(problems, pools, steps, oracle_rows, by_model: dict[str, list]) -> list[dict]:
+    """Per problem, every candidate as the selectors saw it: answer, correctness,
+    tokens, its steps, the oracle's verdict per step (where the problem has one) and
+    each reward model's step scores (by its first selector name)."""
+    rows = []
+    for i, (p, pool) in enumerate(zip(problems, pools)):
+        cands = []
+        for j, c in enumerate(pool):
+            row = {"answer": c.answer, "correct": c.correct, "tokens": c.num_tokens, "steps": steps[i][j],
+                   "scores": {name: scores[i][j] for name, scores in by_model.items()}}
+            if "oracle" in oracle_rows[i][j]:
+                row["oracle"] = oracle_rows[i][j]["oracle"]
+            cands.append(row)
+        rows.append({"id": p.id, "reference": p.answer, "candidates": cands})
+    return rows
 
 
 def _oracle_rows(problems, steps) -> list[list[dict]]:
@@ -175,7 +202,7 @@ def _oracle_auc(oracle_rows, scores, prefix: str) -> dict:
     oracle, over every step of every candidate whose problem has reference
     equations, with a 95 % bootstrap interval over problems (`_lo`, `_hi`); empty
     where no problem has them."""
-    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs
+    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs, stratified_auc
 
     # each problem's (score, verdict) pairs: the bootstrap resamples problems
     groups = [oracle_pairs(rows, pool_scores) for rows, pool_scores in zip(oracle_rows, scores)]
@@ -183,9 +210,55 @@ def _oracle_auc(oracle_rows, scores, prefix: str) -> dict:
     if not found:
         return {}
     lo, hi = clustered_auc_interval([g for g in groups if g])
+    matched = stratified_auc([_by_position(rows, pool_scores) for rows, pool_scores in zip(oracle_rows, scores)])
     return {f"{prefix}step_auc_oracle": found["auc"], f"{prefix}step_auc_oracle_lo": lo,
             f"{prefix}step_auc_oracle_hi": hi, f"{prefix}step_agreement_oracle": found["agreement"],
-            f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
+            f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"],
+            **{f"{prefix}step_auc_oracle_matched{suffix}": matched[key]
+               for key, suffix in (("auc", ""), ("lo", "_lo"), ("hi", "_hi"), ("pairs", "_pairs"))}}
+
+
+def _by_position(rows: list[dict], pool_scores: list) -> list[list[tuple[float, bool]]]:
+    """One problem's (score, oracle verdict) pairs, a stratum per step position: step
+    k of each candidate is compared with step k of the others only (`stratified_auc`)."""
+    strata: dict[int, list] = {}
+    for row, values in zip(rows, pool_scores):
+        for k, (v, t) in enumerate(zip(values, row.get("oracle") or [])):
+            if v is not None:
+                strata.setdefault(k, []).append((v, t >= 0.5))
+    return list(strata.values())
+
+
+def _position_baseline(oracle_rows) -> dict:
+    """A content-blind scorer's pooled step AUC against the oracle: each step valued by
+    its position alone (earlier is better). What a reward model's pooled step AUC is
+    to be read against: a chain that goes wrong stays wrong, so late steps are wrong
+    more often whatever they say."""
+    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs
+
+    groups = [oracle_pairs(rows, [[-k for k in range(len(r.get("oracle") or []))] for r in rows])
+              for rows in oracle_rows]
+    found = agreement([pair for g in groups for pair in g], "")
+    if not found:
+        return {}
+    lo, hi = clustered_auc_interval([g for g in groups if g])
+    return {"position_baseline.step_auc_oracle": found["auc"], "position_baseline.step_auc_oracle_lo": lo,
+            "position_baseline.step_auc_oracle_hi": hi}
+
+
+def _candidate_auc(pools, scores, how: str, prefix: str) -> dict:
+    """How well a selector's aggregated score ranks a problem's right answers above its
+    wrong ones, among the problem's answered candidates only (`<name>.candidate_auc`,
+    with a 95 % interval over problems and its pair count): what best-of-N needs, and
+    what no pooled measure shows. Needs only the reference answers."""
+    from searchlearn.reward.base import aggregate
+    from searchlearn.reward.quality import stratified_auc
+
+    problems = [[[(aggregate(s, how), bool(c.correct)) for c, s in zip(pool, pool_scores) if c.answer is not None]]
+                for pool, pool_scores in zip(pools, scores)]
+    found = stratified_auc(problems)
+    return {f"{prefix}candidate_auc": found["auc"], f"{prefix}candidate_auc_lo": found["lo"],
+            f"{prefix}candidate_auc_hi": found["hi"], f"{prefix}candidate_auc_pairs": found["pairs"]}
 
 
 def _oracle_auc_differences(oracle_rows, by_model: dict[str, list]) -> dict:

@@ -77,7 +77,7 @@ def test_rerank_curve_by_hand():
                        "y = 5.": 0.9, "The answer is 5.": 0.9, "y = 6.": 0.1, "The answer is 6.": 0.1})
     gen = queued(samples)
     pools = sample_pools(problems, gen, 4, temperature=1.0, max_new_tokens=32)
-    metrics, table, records = rerank_curve(problems, pools, {"prm": lambda: prm}, [1, 2, 4], seed=3)
+    metrics, table, records, candidates = rerank_curve(problems, pools, {"prm": lambda: prm}, [1, 2, 4], seed=3)
     by_n = {row["n"]: row for row in table}
     # N=1: P1 [8] wrong, P2 [5] right.
     assert (by_n[1]["majority"], by_n[1]["prm_min"]) == (0.5, 0.5)
@@ -100,6 +100,14 @@ def test_rerank_curve_by_hand():
     assert [r["n4"]["majority"] for r in records] == [0, 0] and [r["n4"]["prm_min"] for r in records] == [1, 1]
     assert [r["n1"]["prm_min"] for r in records] == [0, 1] and metrics["prm_min.n1_se"] == pytest.approx(0.5)
     assert not any(k.endswith("step_auc_oracle") for k in metrics)  # these problems have no reference equations
+    assert "position_baseline.step_auc_oracle" not in metrics
+    # Within each problem the PRM puts every right answer above every wrong one (2 x 2 + 1 x 3 pairs).
+    assert metrics["prm_min.candidate_auc"] == 1.0 and metrics["prm_min.candidate_auc_pairs"] == 7
+    # Every candidate as the selectors saw it, with its step scores: selectors can be studied offline.
+    assert [c["answer"] for c in candidates[0]["candidates"]] == ["8", "7", "7", "8"]
+    assert [c["correct"] for c in candidates[1]["candidates"]] == [True, False, False, False]
+    assert candidates[0]["candidates"][1]["scores"] == {"prm_min": [0.9, 0.9]}
+    assert candidates[0]["reference"] == "7" and "oracle" not in candidates[0]["candidates"][0]
 
 
 EGGS = ("Sam has 65 eggs. He collects 14 more eggs. He uses 31 eggs to bake a cake. "
@@ -114,7 +122,7 @@ def test_rerank_curve_measures_step_auc_against_the_oracle():
              "79 - 31 = 47.": 0.75, "The answer is 47.": 0.2}
     good, bad = TableScorer(steps), TableScorer({k: 1 - v for k, v in steps.items()}, aggregations=("min",))
     pools = sample_pools([problem], queued({EGGS: [RIGHT, SLIP]}), 2, temperature=1.0, max_new_tokens=32)
-    metrics, _, _ = rerank_curve([problem], pools, {"good": lambda: good, "bad": lambda: bad}, [2])
+    metrics, _, _, candidates = rerank_curve([problem], pools, {"good": lambda: good, "bad": lambda: bad}, [2])
     # Oracle: right [1, 1, 1], slip [1, 0, 0]. Good's scores: positives 0.8 0.7 0.9 0.8,
     # negatives 0.75 0.2 -> 7 of 8 pairs ranked right; bad's the mirror image.
     assert metrics["good_min.step_auc_oracle"] == pytest.approx(7 / 8)
@@ -128,6 +136,18 @@ def test_rerank_curve_measures_step_auc_against_the_oracle():
     assert metrics["bad.step_auc_oracle_minus_good_min_lo"] == pytest.approx(-0.75)
     assert metrics["bad.step_auc_oracle_minus_good_min_hi"] == pytest.approx(-0.75)
     assert metrics["good_min.n2"] == 1.0 and metrics["good_last.n2"] == 1.0 and metrics["bad.n2"] == 0.0
+    # Within the problem and step position: step 1 (0.7 right vs 0.75 wrong) is missed,
+    # step 2 (0.9 vs 0.2) is not; step 0 is right in both candidates, so no pair.
+    assert metrics["good_min.step_auc_oracle_matched"] == 0.5 and metrics["good_min.step_auc_oracle_matched_pairs"] == 2
+    assert metrics["bad.step_auc_oracle_matched"] == 0.5
+    # Position alone (0, -1, -2 for each candidate): 6 of 8 right-wrong pairs, ties half.
+    assert metrics["position_baseline.step_auc_oracle"] == pytest.approx(6 / 8)
+    # The candidates: the right one's min 0.7 and last 0.9 beat the slip's 0.2; bad inverts it.
+    assert metrics["good_min.candidate_auc"] == metrics["good_last.candidate_auc"] == 1.0
+    assert metrics["bad.candidate_auc"] == 0.0 and metrics["bad.candidate_auc_pairs"] == 1
+    slip = candidates[0]["candidates"][1]
+    assert slip["oracle"] == [1.0, 0.0, 0.0] and slip["scores"]["good_min"] == [0.8, 0.75, 0.2]
+    assert slip["scores"]["bad"] == pytest.approx([0.2, 0.25, 0.8])
 
 
 def test_rerank_curve_holds_one_reward_model_at_a_time():
@@ -145,7 +165,7 @@ def test_rerank_curve_holds_one_reward_model_at_a_time():
             return scorer
         return load
 
-    metrics, _, _ = rerank_curve(problems, pools, {"a": loader("a", {"x = 7.": 0.9, "The answer is 7.": 0.9}),
+    metrics, *_ = rerank_curve(problems, pools, {"a": loader("a", {"x = 7.": 0.9, "The answer is 7.": 0.9}),
                                                      "b": loader("b", {"x = 8.": 0.9, "The answer is 8.": 0.9})},
                                  [2], release=lambda: events.append(("release",)))
     assert events == [("load", "a", []), ("release",), ("load", "b", [False]), ("release",)]

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from searchlearn.reward.quality import agreement, label_agreement, score_metrics
+from searchlearn.reward.quality import agreement, label_agreement, rank_auc, score_metrics, stratified_auc
 
 
 def row(labels, oracle=None, **extra) -> dict:
@@ -94,3 +94,34 @@ def test_prefix_sums_read_the_log_probs_up_to_each_step_end():
     # Column t holds token t+1's log-prob; a step ending at token p sums columns 0..p-1.
     log_probs = torch.tensor([[0.0, -1.0, -2.0, -3.0, -4.0]])
     assert prefix_sums(log_probs, torch.tensor([[2, 5]])).tolist() == [[-1.0, -10.0]]
+
+
+def test_stratified_auc_compares_only_inside_a_stratum():
+    """A scorer that knows only which problem is easy ranks pooled pairs well and
+    problem-internal pairs no better than chance: the stratified AUC says so."""
+    easy = [(0.9, True), (0.9, True), (0.9, False)]  # an easy problem: high values, right or not
+    hard = [(0.1, True), (0.1, False), (0.1, False)]
+    pooled = rank_auc([v for v, _ in easy + hard], [t for _, t in easy + hard])
+    assert pooled == pytest.approx((2 * (0.5 + 2) + 2 * 0.5) / 9)  # 2/3: the easy rights beat the hard wrongs
+    found = stratified_auc([[easy], [hard]])
+    assert found["auc"] == 0.5 and found["pairs"] == 2 * 1 + 1 * 2
+    # One problem, two strata (step positions): 1 of the first stratum's pair, none of the second's.
+    one = stratified_auc([[[(0.7, True), (0.2, False)], [(0.3, True), (0.6, False), (0.6, True)]]])
+    assert one["auc"] == pytest.approx((1 + 0 + 0.5) / 3) and one["pairs"] == 3
+    assert one["lo"] == one["hi"] == pytest.approx(one["auc"])  # every draw is the one problem
+    # Strata without both classes add no pair; none at all gives NaN.
+    assert math.isnan(stratified_auc([[[(0.5, True)], [(0.4, False)]]])["auc"])
+
+
+def test_stratified_auc_interval_narrows_with_more_problems():
+    import random
+
+    rng = random.Random(0)
+
+    def problem():  # right values ~ N(0.6, 0.2), wrong ~ N(0.4, 0.2): AUC ~ 0.76
+        return [[(rng.gauss(0.6, 0.2), True) for _ in range(4)] + [(rng.gauss(0.4, 0.2), False) for _ in range(4)]]
+
+    few, many = stratified_auc([problem() for _ in range(20)]), stratified_auc([problem() for _ in range(400)])
+    assert few["lo"] < few["auc"] < few["hi"] and many["lo"] < many["auc"] < many["hi"]
+    assert many["hi"] - many["lo"] < (few["hi"] - few["lo"]) / 2
+    assert 0.7 < many["auc"] < 0.82

@@ -72,6 +72,42 @@ def paired_auc_difference(groups: Sequence[Sequence[tuple[float, float, bool]]],
     return point, lo, hi
 
 
+def stratified_auc(problems: Sequence[Sequence[Sequence[tuple[float, bool]]]], draws: int = 1000, seed: int = 0,
+                   level: float = 0.95) -> dict:
+    """AUC over pairs compared only inside a stratum: each problem is a list of strata,
+    each a list of (value, truth); a right item is ranked against the wrong items of
+    its own stratum only (ties count half), and the pairs of every stratum are pooled.
+    With a stratum per problem and step position, this asks what pooled step AUC does
+    not: among the problem's candidates at the same step, does the model put the right
+    steps above the wrong ones? A pooled AUC also rewards knowing which problems are
+    hard and that late steps go wrong more often, which picks no candidate. The
+    interval resamples problems whole. Returns {auc, lo, hi, pairs}; auc is NaN where
+    no stratum holds both classes."""
+    import numpy as np
+
+    counts = np.array([concordance(problem) for problem in problems], dtype=float).reshape(-1, 2)
+    won, pairs = counts.sum(axis=0) if len(counts) else (0.0, 0.0)
+    if not pairs:
+        return {"auc": float("nan"), "lo": float("nan"), "hi": float("nan"), "pairs": 0}
+    rng = np.random.default_rng(seed)
+    draws_ = (np.bincount(rng.integers(0, len(counts), len(counts)), minlength=len(counts)) @ counts
+              for _ in range(draws))
+    lo, hi = _quantiles([w / n if n else float("nan") for w, n in draws_], level)
+    return {"auc": float(won / pairs), "lo": lo, "hi": hi, "pairs": int(pairs)}
+
+
+def concordance(strata: Sequence[Sequence[tuple[float, bool]]]) -> tuple[float, int]:
+    """(right-above-wrong pairs, ties counting half; all right-wrong pairs) within each
+    stratum, summed."""
+    won, pairs = 0.0, 0
+    for stratum in strata:
+        right = [v for v, t in stratum if t]
+        wrong = [v for v, t in stratum if not t]
+        won += sum((r > w) + 0.5 * (r == w) for r in right for w in wrong)
+        pairs += len(right) * len(wrong)
+    return won, pairs
+
+
 def group_weights(sizes: Sequence[int], draws: int, seed: int):
     """Per bootstrap draw: each item's weight, its group's multiplicity in a resample of
     the groups with replacement (items listed group by group, `sizes` items each)."""

@@ -91,10 +91,11 @@ def evaluate_reranking(policy_dir: str, data_dir: str, scorer_refs: dict[str, di
             pools = sample_pools(problems, generator, max(prm_cfg["rerank_n"]), eval_cfg["temperature"],
                                  eval_cfg["max_new_tokens"])
         models = {kind: functools.partial(load_scorer_ref, ref, kind) for kind, ref in scorer_refs.items()}
-        metrics, table, records = rerank_curve(problems, pools, models, prm_cfg["rerank_n"], seed,
-                                               release=release_heap)
+        metrics, table, records, candidates = rerank_curve(problems, pools, models, prm_cfg["rerank_n"], seed,
+                                                           release=release_heap)
         write_jsonl(tmp / "rerank_table.jsonl", table)
         write_jsonl(tmp / "records.jsonl", records)  # per problem, for paired comparisons
+        write_jsonl(tmp / "candidates.jsonl", candidates)  # every candidate and its scores, for selector studies
         metrics["seconds"] = round(time.perf_counter() - start, 2)
         return {f"rerank.{k}": v for k, v in metrics.items()}
 

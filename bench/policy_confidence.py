@@ -1,0 +1,280 @@
+"""Benchmark: do the reward models tell a problem's right candidates from its wrong ones?
+And does the policy's own confidence, which needs no training, do better?
+
+Reads the candidates an evaluate-reranking stage saved (`candidates.jsonl`: every
+sampled solution of every held-out problem, its answer, correctness, steps, the exact
+oracle's verdict per step and each reward model's step scores), so nothing is sampled
+again. Adds a training-free scorer: the policy that sampled them, step value = the
+geometric mean of the step's token probabilities, exp(mean log p) (the self-certainty
+behind confidence-weighted voting). Then, for every scorer, on the same candidates:
+
+- candidate AUC: a problem's right answers ranked above its wrong ones, pairs formed
+  inside a problem only (quality.stratified_auc, 95 % bootstrap over problems). Best-of-N
+  needs this; a pooled step AUC also rewards knowing which problems are hard and that
+  late steps go wrong more often, which picks no candidate;
+- step AUC against the oracle, pooled and matched (inside a problem and step position);
+- best-of-N at each N: weighted vote and best-scored, minus majority, with paired
+  bootstrap intervals over problems (the first N candidates of each pool, as the stage).
+
+A content-blind scorer is measured beside them (`position_only`: step k valued 1/(k+1),
+so it knows only how far into a solution a step is): what a pooled step AUC gives for
+nothing.
+
+The confidence scorer's aggregation is fixed in advance, the weakest step (`min`, as the
+reward models' headline selector): the other aggregations are printed too, but all of
+them are measured on the same 200 held-out problems, so none was chosen on them.
+
+    .venv/bin/python bench/policy_confidence.py --loop-dir runs/bench-arms/loop \\
+        --rerank-dir runs/bench-arms/loop/artifacts/rerank-r3/<dir> [<dir> ...]
+
+Writes bench/results/policy_confidence.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from prm_quickstart import bootstrap_diff, interval, latest  # noqa: E402  (bench/ is on sys.path)
+
+AGGREGATIONS = ("min", "mean", "last")
+HEADLINE = "min"  # fixed before measuring: the reward models' headline selector
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--loop-dir", default="runs/bench-arms/loop", help="the finished quickstart run the rerank is from")
+    p.add_argument("--rerank-dir", required=True, nargs="+", metavar="DIR",
+                   help="evaluate-reranking outputs holding candidates.jsonl; several (one reward model per process, "
+                        "as memory needs) must hold the same pools, whose scores are then put side by side")
+    p.add_argument("--policy", help="the policy's model dir (default: the loop's newest policy-r<last>)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--ns", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_confidence.json"))
+    return p.parse_args(argv)
+
+
+def log(*parts) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+def merged_candidates(dirs: list[Path]) -> list[dict]:
+    """The first output's candidates with every output's step scores. The outputs must
+    have sampled the same pools (same policy, problems and seed): checked candidate by
+    candidate, since scores of different samples cannot be compared."""
+    def read(d: Path) -> list[dict]:
+        return [json.loads(line) for line in (d / "candidates.jsonl").read_text().splitlines()]
+
+    rows = read(dirs[0])
+    for d in dirs[1:]:
+        other = read(d)
+        same = len(other) == len(rows) and all(
+            a["id"] == b["id"] and [c["steps"] for c in a["candidates"]] == [c["steps"] for c in b["candidates"]]
+            for a, b in zip(rows, other))
+        if not same:
+            raise SystemExit(f"{d}: its candidates differ from {dirs[0]}'s (another policy, problem set or seed)")
+        for a, b in zip(rows, other):
+            for ca, cb in zip(a["candidates"], b["candidates"]):  # a name taken already: tag it with the output
+                ca["scores"].update({f"{k}@{d.name}" if k in ca["scores"] else k: v for k, v in cb["scores"].items()})
+    return rows
+
+
+def encode(tokenizer, prompt: str, steps: list[str]) -> tuple[list[int], int, list[int]]:
+    """The prompt and the steps as the policy wrote them (one per line), with the
+    token index where the solution starts and each step's end (exclusive)."""
+    ids = tokenizer(prompt)["input_ids"]
+    start, ends = len(ids), []
+    for step in steps:
+        ids = ids + tokenizer(step + "\n", add_special_tokens=False)["input_ids"]
+        ends.append(len(ids))
+    return ids, start, ends
+
+
+def step_log_probs(model, tokenizer, encoded, batch_size: int) -> list[list[tuple[float, int]]]:
+    """Per candidate, per step: (sum of its tokens' log-probs under the policy, its
+    token count). Batched longest first, bf16 on CPU."""
+    import torch
+
+    from searchlearn.reward.prm import length_batches, pad_batch, pad_token_id
+
+    out: list = [None] * len(encoded)
+    pad = pad_token_id(tokenizer)
+    batches = length_batches([len(ids) for ids, _, _ in encoded], batch_size)
+    for b, idx in enumerate(batches):
+        ids, mask = pad_batch([encoded[i][0] for i in idx], pad)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        token_lp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        for row, i in enumerate(idx):
+            _, start, ends = encoded[i]
+            bounds = [start, *ends]
+            out[i] = [(float(token_lp[row, a - 1:e - 1].sum()), e - a) for a, e in zip(bounds, bounds[1:])]
+        if b % 20 == 0:
+            log(f"batch {b + 1}/{len(batches)}")
+    return out
+
+
+def confidence_values(step_lp: list[tuple[float, int]]) -> list[float]:
+    """exp(mean token log-prob) per step (1.0 for a step without tokens)."""
+    return [math.exp(s / n) if n else 1.0 for s, n in step_lp]
+
+
+def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
+    """Candidate AUC, matched and pooled step AUC vs the oracle, and best-of-N vs majority
+    for one scorer: `values(candidate) -> step values`, aggregated by `how`."""
+    from searchlearn.evaluation import _by_position
+    from searchlearn.reward.base import aggregate
+    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs, stratified_auc
+    from searchlearn.search.base import Candidate
+    from searchlearn.search.selection import select_best, select_majority, select_weighted
+
+    cand = stratified_auc([[[(aggregate(values(c), how), bool(c["correct"])) for c in r["candidates"]
+                             if c["answer"] is not None]] for r in rows])
+    oracle_rows = [[c for c in r["candidates"] if "oracle" in c] for r in rows]
+    step_values = [[values(c) for c in cs] for cs in oracle_rows]
+    groups = [oracle_pairs(cs, vs) for cs, vs in zip(oracle_rows, step_values)]
+    pooled = agreement([p for g in groups for p in g], "")
+    lo, hi = clustered_auc_interval([g for g in groups if g])
+    matched = stratified_auc([_by_position(cs, vs) for cs, vs in zip(oracle_rows, step_values)])
+    out = {"candidate_auc": _auc(cand), "step_auc_oracle": {"auc": pooled.get("auc"), "ci95": [lo, hi]},
+           "step_auc_oracle_matched": _auc(matched), "bon": {}}
+    for n in ns:
+        outcome = {"majority": [], "weighted": [], "best": []}
+        for r in rows:
+            pool = [Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(values(c), how))
+                    for c in r["candidates"][:n]]
+            outcome["majority"].append(int(bool(pool[select_majority(pool)].correct)))
+            outcome["weighted"].append(int(bool(pool[select_weighted(pool)].correct)))
+            outcome["best"].append(int(bool(pool[select_best(pool)].correct)))
+        k = len(rows)
+        out["bon"][f"n{n}"] = {
+            m: {"acc": sum(v) / k, "ci95": interval(sum(v) / k, k),
+                **({} if m == "majority" else {"minus_majority": bootstrap_diff(
+                    [a - b for a, b in zip(v, outcome["majority"])], draws)})}
+            for m, v in outcome.items()}
+    return out
+
+
+def scorers(rows: list[dict]) -> dict:
+    """name -> (a candidate's step values, their aggregation): the content-blind
+    position scorer, the policy's confidence by each aggregation, and every reward
+    model the rerank scored (a process model by its weakest step)."""
+    out = {"position_only": (lambda c: [1 / (k + 1) for k in range(len(c["steps"]))], "min")}
+    out.update({f"confidence_{how}": (lambda c: c["confidence"], how) for how in AGGREGATIONS})
+    for name in rows[0]["candidates"][0]["scores"]:
+        selector = name.split("@")[0]
+        how = selector.rsplit("_", 1)[1] if selector.endswith(("_min", "_last")) else "last"
+        out[name] = (lambda c, k=name: c["scores"][k], how)
+    return out
+
+
+def paired_candidate_auc_difference(rows: list[dict], a: tuple, b: tuple, draws: int, seed: int = 0) -> dict:
+    """Candidate AUC of scorer a minus scorer b (each as `scorers` gives it) over the
+    same within-problem pairs, with a 95 % bootstrap over problems that resamples both
+    alike."""
+    import numpy as np
+
+    from searchlearn.reward.base import aggregate
+    from searchlearn.reward.quality import concordance
+
+    def ranked(scorer, cands):
+        values, how = scorer
+        return [[(aggregate(values(c), how), bool(c["correct"])) for c in cands]]
+
+    per = []
+    for r in rows:
+        cands = [c for c in r["candidates"] if c["answer"] is not None]
+        won_a, pairs = concordance(ranked(a, cands))
+        won_b, _ = concordance(ranked(b, cands))
+        per.append((won_a, won_b, pairs))
+    per = np.array(per, dtype=float)
+    rng, diffs = np.random.default_rng(seed), []
+    for _ in range(draws):
+        wa, wb, n = np.bincount(rng.integers(0, len(per), len(per)), minlength=len(per)) @ per
+        diffs.append((wa - wb) / n if n else float("nan"))
+    wa, wb, n = per.sum(axis=0)
+    lo, hi = np.nanquantile(diffs, [0.025, 0.975])
+    return {"diff": round(float((wa - wb) / n), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+
+
+def _auc(found: dict) -> dict:
+    return {"auc": found["auc"], "ci95": [found["lo"], found["hi"]], "pairs": found["pairs"]}
+
+
+def main(argv=None) -> int:
+    from searchlearn.formatting import build_prompt
+    from searchlearn.learn.scaffold import configure_cpu, load_tokenizer
+    from searchlearn.stages.data import test_problems
+
+    args = parse_args(argv)
+    configure_cpu()
+    loop, start = Path(args.loop_dir).resolve(), time.perf_counter()
+    rows = merged_candidates([Path(d) for d in args.rerank_dir])
+    questions = {p.id: p.question for p in test_problems(latest(loop, "problems")["path"])}
+    policy = args.policy or str(Path(latest(loop, f"policy-r{args.rounds}")["path"]) / "model")
+    flat = [c for r in rows for c in r["candidates"]]
+    log(f"scoring {len(flat)} candidates of {len(rows)} problems with the policy {policy} ...")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(policy)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32).eval()
+    encoded = [encode(tokenizer, build_prompt(questions[r["id"]]), c["steps"]) for r in rows for c in r["candidates"]]
+    t = time.perf_counter()
+    for c, step_lp in zip(flat, step_log_probs(model, tokenizer, encoded, args.batch_size)):
+        c["confidence"] = confidence_values(step_lp)
+    score_s = time.perf_counter() - t
+    report = {"rerank_dirs": [str(Path(d).resolve()) for d in args.rerank_dir], "policy": policy, "problems": len(rows),
+              "candidates": len(flat), "headline_aggregation": HEADLINE, "score_seconds": round(score_s, 1),
+              "scored_tok_s": round(sum(len(ids) for ids, _, _ in encoded) / score_s, 1), "scorers": {}}
+    report["pass_at_n"] = {f"n{n}": sum(any(c["correct"] for c in r["candidates"][:n]) for r in rows) / len(rows)
+                           for n in args.ns}
+    table = scorers(rows)
+    for name, (values, how) in table.items():
+        report["scorers"][name] = measures(rows, values, how, args.ns, args.bootstrap)
+    # candidate AUC differences on the same pairs, resampling problems once for both scorers
+    head = f"confidence_{HEADLINE}"
+    report["candidate_auc_differences"] = {
+        f"{head}_minus_{name}": paired_candidate_auc_difference(rows, table[head], table[name], args.bootstrap)
+        for name in table if not name.startswith("confidence_")}
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report, max(args.ns))
+    return 0
+
+
+def print_table(report: dict, n: int) -> None:
+    print(f"\n{report['problems']} held-out problems, {report['candidates']} candidates; pass@{n} "
+          f"{report['pass_at_n'][f'n{n}']:.3f} (95 % intervals; differences paired over problems)")
+    print(f"{'scorer':>22} {'candidate AUC':>22} {'matched step AUC':>22} {'pooled step AUC':>22} "
+          f"{'weighted - majority @' + str(n):>26} {'best - majority':>24}")
+    for name, m in report["scorers"].items():
+        def fmt(d):
+            return f"{d['auc']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]" if d["auc"] is not None else "-"
+
+        def diff(d):
+            return f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+        bon = m["bon"][f"n{n}"]
+        print(f"{name:>22} {fmt(m['candidate_auc']):>22} {fmt(m['step_auc_oracle_matched']):>22} "
+              f"{fmt(m['step_auc_oracle']):>22} {diff(bon['weighted']['minus_majority']):>26} "
+              f"{diff(bon['best']['minus_majority']):>24}")
+    print(f"majority @{n}: {report['scorers'][next(iter(report['scorers']))]['bon'][f'n{n}']['majority']['acc']:.3f}")
+    for name, d in report["candidate_auc_differences"].items():
+        print(f"candidate AUC {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
