@@ -22,6 +22,11 @@ the save), and the RSS curve at 20 points.
 
     .venv/bin/python bench/train_memory.py                    # 1 16 32, 600 rows, 2 epochs (~17 min)
     .venv/bin/python bench/train_memory.py --loop-dir runs/bench-arms/loop --rows 0 --eval --multiples 16
+    .venv/bin/python bench/train_memory.py --multiples 16 --onednn-cache 1024 64 0
+
+The last one is why searchlearn caps oneDNN's primitive cache (searchlearn.memory
+.limit_onednn_cache): at its default of 1,024 primitives, each batch shape's compiled
+kernels and buffers stayed, and training grew through a second epoch.
 
 Writes bench/results/train_memory.json. Figures on a shared 2-core machine drift:
 compare the cells of one run.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -45,6 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--multiples", type=int, nargs="+", default=[1, 16, 32], help="train.pad_to_multiple_of values")
+    p.add_argument("--onednn-cache", type=int, nargs="+", metavar="N",
+                   help="ONEDNN_PRIMITIVE_CACHE_CAPACITY values to cross with --multiples (default: the package's, "
+                        "searchlearn.memory.ONEDNN_CACHE_CAPACITY, unless the environment sets one)")
     p.add_argument("--rows", type=int, default=600, help="labelled-step rows to train on (0: all of --loop-dir's)")
     p.add_argument("--loop-dir", help="a finished quickstart run: train on its labelled steps (all rounds)")
     p.add_argument("--eval", action="store_true", help="hold out 15 %% of the problems and score them after training")
@@ -149,7 +158,8 @@ def worker(args) -> None:
             phases.wrap(module, name)
         metrics = implicit_train.train_implicit(model_dir, train, cfg, out, seed=0, eval_rows=held_out or None,
                                                 targets="steps")
-    row = {"pad_to_multiple_of": args.worker, "rows": len(train), "held_out_rows": len(held_out),
+    row = {"pad_to_multiple_of": args.worker, "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
+           "rows": len(train), "held_out_rows": len(held_out),
            "epochs": args.epochs, "examples": metrics["data.examples"], "steps": metrics["train.steps"],
            "train_s": metrics["train.train_s"], "tok_s": metrics["train.tokens_per_s"],
            "loss_first": round(metrics["train.first_loss"], 4), "loss_last": round(metrics["train.last_loss"], 4),
@@ -179,13 +189,14 @@ def curve(samples: list[tuple[float, float]], points: int = 20) -> list[float]:
             for i in range(points)]
 
 
-def run_cell(args, multiple: int) -> dict:
+def run_cell(args, multiple: int, onednn_cache: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", str(multiple), "--rows", str(args.rows), "--epochs",
            str(args.epochs), "--batch-size", str(args.batch_size), "--work-dir", args.work_dir]
     cmd += ["--model-dir", args.model_dir] if args.model_dir else []
     cmd += ["--loop-dir", args.loop_dir] if args.loop_dir else []
     cmd += ["--eval"] if args.eval else []
-    return run_child(cmd, f"pad_to_multiple_of={multiple}")
+    extra = {} if onednn_cache is None else {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(onednn_cache)}
+    return run_child(cmd, f"pad_to_multiple_of={multiple}, onednn cache {onednn_cache}", extra)
 
 
 def main(argv=None) -> int:
@@ -198,14 +209,16 @@ def main(argv=None) -> int:
 
         args.model_dir = ensure_model(args)  # once, before the cells time anything
     cells = []
-    for multiple in args.multiples:
-        log(f"implicit_step, pad_to_multiple_of={multiple}, {args.rows} rows x {args.epochs} epochs ...")
-        cells.append(run_cell(args, multiple))
-        log(json.dumps(cells[-1]))
-    print(f"{'multiple':>8} {'train s':>8} {'tok/s':>7} {'loss':>13} {'fit 1st half':>12} {'fit 2nd half':>12} "
+    for cache in args.onednn_cache or [None]:
+        for multiple in args.multiples:
+            log(f"implicit_step, pad_to_multiple_of={multiple}, oneDNN cache {'default' if cache is None else cache}, "
+                f"{args.rows} rows x {args.epochs} epochs ...")
+            cells.append(run_cell(args, multiple, cache))
+            log(json.dumps(cells[-1]))
+    print(f"{'oneDNN':>6} {'multiple':>8} {'train s':>8} {'tok/s':>7} {'loss':>13} {'fit 1st half':>12} {'fit 2nd half':>12} "
           f"{'eval':>6} {'peak GiB':>8}")
     for c in cells:
-        print(f"{c['pad_to_multiple_of']:>8} {c['train_s']:>8} {c['tok_s']:>7} "
+        print(f"{c['onednn_cache']!s:>6} {c['pad_to_multiple_of']:>8} {c['train_s']:>8} {c['tok_s']:>7} "
               f"{c['loss_first']:>6.3f}->{c['loss_last']:<6.3f} {c['peak_fit_first_half_gib']!s:>12} "
               f"{c['peak_fit_second_half_gib']!s:>12} {c.get('peak_evaluate_reward_model_gib')!s:>6} "
               f"{c['peak_rss_gib']:>8}")

@@ -395,11 +395,12 @@ def run_cell(args, kind: str, precision: str, impl: str) -> dict:
     return run_child(cmd, f"{kind}/{precision}/{impl}")
 
 
-def run_child(cmd: list[str], what: str) -> dict:
+def run_child(cmd: list[str], what: str, extra_env: dict | None = None) -> dict:
     """Run one benchmark cell in a child process (its own peak RSS, every core's
-    threads) and return the JSON object it printed after RESULT_TAG."""
+    threads; `extra_env` on top of this process's environment) and return the JSON
+    object it printed after RESULT_TAG."""
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}:{ROOT / 'bench'}"}
+           "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}:{ROOT / 'bench'}", **(extra_env or {})}
     env.pop("OMP_NUM_THREADS", None)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_TAG)]

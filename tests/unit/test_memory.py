@@ -42,6 +42,22 @@ def test_keep_heap_holds_freed_memory_until_release_heap_hands_it_back():
     assert released - base < 100  # handed back
 
 
+ONEDNN_PROBE = "import os, searchlearn; print(os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'))"
+
+
+@pytest.mark.parametrize("given, expected", [(None, "64"), ("7", "7")])
+def test_importing_the_package_caps_onednn_primitive_cache_unless_the_user_set_it(given, expected):
+    """oneDNN reads its cache capacity once, at its first primitive: the package sets it
+    at import, before any model runs, and never overrides the user's value."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if given is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
+    out = subprocess.run([sys.executable, "-c", ONEDNN_PROBE], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == expected
+
+
 def test_length_batches_puts_every_index_once_longest_batch_first():
     from searchlearn.reward.prm import length_batches
 
