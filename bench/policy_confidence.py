@@ -185,7 +185,7 @@ def paired_candidate_auc_difference(rows: list[dict], a: tuple, b: tuple, draws:
     import numpy as np
 
     from searchlearn.reward.base import aggregate
-    from searchlearn.reward.quality import concordance
+    from searchlearn.reward.quality import concordance, group_weights
 
     def ranked(scorer, cands):
         values, how = scorer
@@ -197,10 +197,9 @@ def paired_candidate_auc_difference(rows: list[dict], a: tuple, b: tuple, draws:
         won_a, pairs = concordance(ranked(a, cands))
         won_b, _ = concordance(ranked(b, cands))
         per.append((won_a, won_b, pairs))
-    per = np.array(per, dtype=float)
-    rng, diffs = np.random.default_rng(seed), []
-    for _ in range(draws):
-        wa, wb, n = np.bincount(rng.integers(0, len(per), len(per)), minlength=len(per)) @ per
+    per, diffs = np.array(per, dtype=float), []
+    for weights in group_weights([1] * len(per), draws, seed):  # problems resampled whole, both scorers alike
+        wa, wb, n = weights @ per
         diffs.append((wa - wb) / n if n else float("nan"))
     wa, wb, n = per.sum(axis=0)
     lo, hi = np.nanquantile(diffs, [0.025, 0.975])

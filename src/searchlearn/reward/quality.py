@@ -89,9 +89,7 @@ def stratified_auc(problems: Sequence[Sequence[Sequence[tuple[float, bool]]]], d
     won, pairs = counts.sum(axis=0) if len(counts) else (0.0, 0.0)
     if not pairs:
         return {"auc": float("nan"), "lo": float("nan"), "hi": float("nan"), "pairs": 0}
-    rng = np.random.default_rng(seed)
-    draws_ = (np.bincount(rng.integers(0, len(counts), len(counts)), minlength=len(counts)) @ counts
-              for _ in range(draws))
+    draws_ = (weights @ counts for weights in group_weights([1] * len(counts), draws, seed))  # a problem per group
     lo, hi = _quantiles([w / n if n else float("nan") for w, n in draws_], level)
     return {"auc": float(won / pairs), "lo": lo, "hi": hi, "pairs": int(pairs)}
 
