@@ -263,6 +263,35 @@ def test_kind_ranks_the_corrupted_step_below_the_correct_one(kind, outcome_model
         load_scorer("prm", str(out))
 
 
+def test_implicit_step_with_the_pairwise_term_trains_on_problem_groups(data, tmp_path, tiny_dir):
+    """prm.implicit_step.pairwise_weight > 0: a problem's solutions train in one batch
+    and the within-problem ranking term is in the loss; the model still learns (loss
+    falls, weights move) and ranks the corrupted step below the correct one."""
+    import torch
+    from safetensors.torch import load_file
+
+    from searchlearn.reward import load_scorer
+    from searchlearn.reward.trainers import TRAINERS
+
+    out = tmp_path / "pairwise"
+    metrics = TRAINERS["implicit_step"](tiny_dir, data["train"], TRAIN, out, seed=0, eval_rows=data["held_out"],
+                                        beta=0.5, pairwise_weight=1.0)
+    problems = len({r["problem_id"] for r in data["train"]})
+    # Each problem: 3 correct and 3 corrupted solutions; every corrupted one pairs
+    # below each correct one at least at its corrupted step.
+    assert metrics["data.groups"] == problems and metrics["data.ranking_pairs"] >= 9 * problems
+    assert metrics["train.steps"] == TRAIN["max_steps"]
+    assert metrics["train.last_loss"] < 0.5 * metrics["train.first_loss"]
+    assert json.loads((out / "prm_config.json").read_text())["pairwise_weight"] == 1.0
+    before, after = load_file(f"{tiny_dir}/model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+    held = data["held_out"]
+    margins = corrupted_step_margins(load_scorer("implicit_step", str(out)).score(
+        [r["question"] for r in held], [r["steps"] for r in held]), held)
+    assert sum(margins) / len(margins) > 0.4 and min(margins) > 0, margins
+    assert metrics["eval_auc_oracle"] > 0.9
+
+
 def test_implicit_step_values_are_the_log_ratio_of_plain_forwards(outcome_model, data, tiny_dir):
     """σ(β·q_k) recomputed from two plain HF forwards (full logits, no compact head, fp32):
     q_k sums log πθ − log πref over the solution's tokens up to step k's end."""

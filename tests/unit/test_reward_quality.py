@@ -86,6 +86,51 @@ def test_implicit_loss_is_bce_on_the_scaled_log_likelihood_ratio():
     assert soft.item() == pytest.approx((math.log(2) + math.log(1 + math.exp(-2.0))) / 2, rel=1e-6)
 
 
+def test_pairwise_term_ranks_a_problems_solutions_at_the_same_step_only():
+    import torch
+
+    from searchlearn.reward.implicit_train import count_pairs, implicit_loss, pair_mask
+
+    # Rows 0-1: one problem (group 0); row 2: another. Two steps each; row 1 wrong at step 1.
+    targets = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+    mask = torch.tensor([[True, True], [True, True], [True, True]])
+    group = torch.tensor([0, 0, 1])
+    pairs = pair_mask(targets, mask, group)
+    # The one pair: row 0 above row 1 at step 1 (row 2 differs but is another problem's).
+    assert pairs.nonzero().tolist() == [[0, 1, 1]]
+    # Soft labels pair only when at least PAIR_MARGIN apart; a masked step never pairs.
+    soft = torch.tensor([[0.75, 0.6], [0.25, 0.3]])
+    assert pair_mask(soft, torch.tensor([[True, True], [True, False]]), torch.tensor([0, 0])).nonzero().tolist() \
+        == [[0, 1, 0]]
+    ref = torch.zeros(3, 2)
+    policy = torch.tensor([[0.0, 3.0], [0.0, 1.0], [0.0, -1.0]])
+    bce = implicit_loss(policy, ref, targets, mask, beta=1.0)
+    both = implicit_loss(policy, ref, targets, mask, beta=1.0, group=group, pairwise_weight=2.0)
+    assert (both - bce).item() == pytest.approx(2.0 * math.log(1 + math.exp(-(3.0 - 1.0))), rel=1e-6)
+    # What a problem's solutions share (one shift for the whole problem) leaves the
+    # pair term unchanged, and BCE alone ignores which solution is which.
+    shifted = policy + torch.tensor([[5.0], [5.0], [0.0]])
+    pair_only = lambda q: (implicit_loss(q, ref, targets, mask, 1.0, group, 1.0)  # noqa: E731
+                           - implicit_loss(q, ref, targets, mask, 1.0)).item()
+    assert pair_only(shifted) == pytest.approx(pair_only(policy), rel=1e-6)
+    assert implicit_loss(policy, ref, targets, mask, 1.0, group, 0.0).item() == pytest.approx(bce.item())
+    examples = [{"targets": [1.0, 1.0]}, {"targets": [1.0, 0.0]}, {"targets": [0.0]}]
+    assert count_pairs([examples, [{"targets": [1.0]}]]) == 3  # step 0: rows 0, 1 above row 2; step 1: 0 above 1
+    assert count_pairs([examples[:1], examples[1:2]]) == 0
+
+
+def test_examples_group_by_problem_only_for_the_pairwise_term():
+    from searchlearn.reward.implicit_train import collate, group_by_problem
+
+    rows = [{"problem_id": p, "input_ids": [1, 2, 3][: n], "start": 1, "positions": [n - 1], "targets": [1.0],
+             "ref_q": [0.0]} for p, n in (("a", 2), ("b", 3), ("a", 3))]
+    assert group_by_problem(rows, pairwise=False) == [[r] for r in rows]
+    groups = group_by_problem(rows, pairwise=True)
+    assert [[r["problem_id"] for r in g] for g in groups] == [["a", "a"], ["b"]]
+    batch = collate(groups, pad_id=0)
+    assert batch["group"].tolist() == [0, 0, 1] and batch["input_ids"].shape == (3, 3)
+
+
 def test_prefix_sums_read_the_log_probs_up_to_each_step_end():
     import torch
 

@@ -104,6 +104,8 @@ RULES: dict[str, Range] = {
     "prm.max_solve_rate": FRACTION,
     "prm.implicit.beta": POSITIVE,
     "prm.implicit_step.beta": POSITIVE,
+    "prm.implicit.pairwise_weight": NON_NEGATIVE,
+    "prm.implicit_step.pairwise_weight": NON_NEGATIVE,
     # evaluation
     "eval.num_problems": NON_NEGATIVE,  # 0: the whole split
     "eval.k": NON_NEGATIVE,  # 0: greedy only

@@ -12,6 +12,17 @@ implicit PRM's head: the LM's own next-token log-probs instead of a new score he
 labels, and this separates the head from the labels). One loss serves both: an
 outcome row is a row with one target, at its last step.
 
+`pairwise_weight` > 0 adds a within-problem ranking term: for two solutions of one
+problem whose labels at the same step index differ by at least PAIR_MARGIN,
+−log σ(β·(m_better − m_worse)), m = q_θ − q_ref at that step (rStar-Math's process
+preference loss, its pairs matched here by step index instead of by shared prefix;
+on outcome rows, the DPO loss of the implicit-PRM paper). Why: BCE alone can fit
+most of the labels from what is shared by a problem's solutions (its difficulty and
+the step's position), and the models trained that way ranked a problem's own
+candidates at chance (README, "Why reranking does not follow the step AUC"); the
+pair term is zero for anything two solutions of one problem share. A problem's rows
+then train in one batch: examples are problem groups.
+
 πref is frozen, so its sums are computed once, before training, and every step runs
 one forward and backward of πθ, with the LM head only at the solution's tokens
 (learn/lm_head.py).
@@ -41,6 +52,10 @@ from searchlearn.reward.prm_train import evaluate_reward_model, resolve_train_cf
 KIND_OF_TARGETS = {"outcome": "implicit", "steps": "implicit_step"}
 # Batch size for the reference's one pass over the training data (inference only).
 REFERENCE_BATCH = 32
+# Two labels at one step index make a ranking pair when they differ by at least this:
+# oracle and hard labels (0 / 1) always do; soft Monte-Carlo values only when clearly
+# apart (1 of 4 rollouts against 3 of 4 still does).
+PAIR_MARGIN = 0.5
 
 
 def kind_of(targets: str) -> str:
@@ -69,11 +84,32 @@ def build_examples(tokenizer, rows: Sequence[dict], max_length: int,
         if not pairs:
             counts["dropped_rows"] += 1
             continue
-        examples.append({"input_ids": ids[: pairs[-1][0] + 1], "start": start,
+        examples.append({"input_ids": ids[: pairs[-1][0] + 1], "start": start, "problem_id": str(row["problem_id"]),
                          "positions": [p for p, _ in pairs], "targets": [y for _, y in pairs]})
     counts["examples"] = len(examples)
     counts["steps"] = sum(len(e["positions"]) for e in examples)
     return examples, counts
+
+
+def group_by_problem(examples: Sequence[dict], pairwise: bool) -> list[list[dict]]:
+    """Training items: each problem's examples together (in first-seen order) when the
+    pairwise term needs them in one batch, else one example per item."""
+    if not pairwise:
+        return [[e] for e in examples]
+    groups: dict[str, list[dict]] = {}
+    for e in examples:
+        groups.setdefault(e["problem_id"], []).append(e)
+    return list(groups.values())
+
+
+def count_pairs(groups: Sequence[Sequence[dict]]) -> int:
+    """Ranking pairs the pairwise term sees per epoch (see `pair_mask`)."""
+    total = 0
+    for group in groups:
+        for k in range(max(len(e["targets"]) for e in group)):
+            col = [e["targets"][k] for e in group if len(e["targets"]) > k]
+            total += sum(1 for a in col for b in col if a - b >= PAIR_MARGIN)
+    return total
 
 
 def _padded(rows: Sequence[Sequence[float]], fill: float, dtype):
@@ -83,18 +119,21 @@ def _padded(rows: Sequence[Sequence[float]], fill: float, dtype):
     return torch.tensor([list(r) + [fill] * (width - len(r)) for r in rows], dtype=dtype)
 
 
-def collate(batch: Sequence[dict], pad_id: int, multiple: int = 1) -> dict:
-    """Padded ids, the solution-token labels, and (B, K) step-end positions (0 where
-    a row has fewer steps: masked by `target_mask`), targets and reference sums."""
+def collate(groups: Sequence[Sequence[dict]], pad_id: int, multiple: int = 1) -> dict:
+    """The groups' examples as one batch: padded ids, the solution-token labels, (B, K)
+    step-end positions (0 where a row has fewer steps: masked by `target_mask`),
+    targets and reference sums, and each row's group index (`group`, for the pairs)."""
     import torch
 
+    batch = [e for group in groups for e in group]
     ids, mask = pad_batch([b["input_ids"] for b in batch], pad_id, multiple)
     positions = _padded([b["positions"] for b in batch], 0, torch.long)
     return {"input_ids": ids, "attention_mask": mask,
             "labels": solution_labels(ids, [len(b["input_ids"]) for b in batch], [b["start"] for b in batch]),
             "positions": positions, "target_mask": _padded([[1] * len(b["positions"]) for b in batch], 0, torch.bool),
             "targets": _padded([b["targets"] for b in batch], 0.0, torch.float),
-            "ref_q": _padded([b["ref_q"] for b in batch], 0.0, torch.float)}
+            "ref_q": _padded([b["ref_q"] for b in batch], 0.0, torch.float),
+            "group": torch.tensor([g for g, group in enumerate(groups) for _ in group], dtype=torch.long)}
 
 
 def prefix_sums(log_probs, positions):
@@ -116,7 +155,7 @@ def reference_log_probs(ref, examples: list[dict], pad_id: int) -> list[list[flo
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for indices in length_batches([len(e["input_ids"]) for e in examples], REFERENCE_BATCH):
             chunk = [examples[i] for i in indices]
-            batch = {k: v.to(device) for k, v in collate([{**e, "ref_q": [0.0]} for e in chunk], pad_id).items()}
+            batch = {k: v.to(device) for k, v in collate([[{**e, "ref_q": [0.0]}] for e in chunk], pad_id).items()}
             logp = token_log_probs(ref, batch["input_ids"], batch["attention_mask"], batch["labels"])
             sums = prefix_sums(logp, batch["positions"])
             for row, i in enumerate(indices):
@@ -124,16 +163,32 @@ def reference_log_probs(ref, examples: list[dict], pad_id: int) -> list[list[flo
     return out
 
 
-def implicit_loss(policy_q, ref_q, targets, mask, beta: float):
+def pair_mask(targets, mask, group):
+    """(B, B, K) bool: row i ranks above row j at step index k (same group, both have
+    step k, targets differ by at least PAIR_MARGIN)."""
+    same = group[:, None] == group[None, :]
+    both = mask[:, None, :] & mask[None, :, :]
+    return same[:, :, None] & both & (targets[:, None, :] - targets[None, :, :] >= PAIR_MARGIN)
+
+
+def implicit_loss(policy_q, ref_q, targets, mask, beta: float, group=None, pairwise_weight: float = 0.0):
     """BCE of σ(β·(q_θ − q_ref)) against each trained step's target, averaged over the
-    steps in the batch (outcome rows: one step each, so a mean over solutions)."""
+    steps in the batch (outcome rows: one step each, so a mean over solutions); plus
+    `pairwise_weight` × the mean of −log σ(β·(m_i − m_j)) over the batch's ranking
+    pairs (`pair_mask`; nothing where the batch has none)."""
     import torch.nn.functional as F
 
-    loss = F.binary_cross_entropy_with_logits(beta * (policy_q - ref_q), targets.float(), reduction="none")
-    return (loss * mask).sum() / mask.sum().clamp(min=1)
+    margin = beta * (policy_q - ref_q)
+    loss = F.binary_cross_entropy_with_logits(margin, targets.float(), reduction="none")
+    loss = (loss * mask).sum() / mask.sum().clamp(min=1)
+    if pairwise_weight > 0 and group is not None:
+        pairs = pair_mask(targets, mask, group)
+        if pairs.any():
+            loss = loss + pairwise_weight * F.softplus(-(margin[:, None, :] - margin[None, :, :]))[pairs].mean()
+    return loss
 
 
-def _trainer_class(beta: float):
+def _trainer_class(beta: float, pairwise_weight: float):
     from transformers import Trainer
 
     class ImplicitPRMTrainer(scaffold.grouped(Trainer)):
@@ -141,9 +196,9 @@ def _trainer_class(beta: float):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels, positions, mask = inputs.pop("labels"), inputs.pop("positions"), inputs.pop("target_mask")
-            targets, ref_q = inputs.pop("targets"), inputs.pop("ref_q")
+            targets, ref_q, group = inputs.pop("targets"), inputs.pop("ref_q"), inputs.pop("group")
             logp = token_log_probs(model, inputs["input_ids"], inputs["attention_mask"], labels)
-            loss = implicit_loss(prefix_sums(logp, positions), ref_q, targets, mask, beta)
+            loss = implicit_loss(prefix_sums(logp, positions), ref_q, targets, mask, beta, group, pairwise_weight)
             return (loss, None) if return_outputs else loss
 
     return ImplicitPRMTrainer
@@ -169,7 +224,7 @@ def load_models(init_dir: str | Path):
 
 def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, out_dir: str | Path,
                    seed: int = 0, eval_rows: Sequence[dict] | None = None, beta: float = 0.05,
-                   targets: str = "outcome") -> dict:
+                   targets: str = "outcome", pairwise_weight: float = 0.0) -> dict:
     """Train an implicit PRM from `init_dir` and write it to `out_dir` (causal LM,
     tokenizer, prm_config.json with `ref_dir` and `beta`; atomically): on outcome rows
     (`targets` outcome, kind implicit) or on every step's label (`steps`, kind
@@ -189,9 +244,12 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     for e, s in zip(examples, reference_log_probs(ref, examples, pad_id)):
         e["ref_q"] = s
     trained = [y for e in examples for y in e["targets"]]
+    groups = group_by_problem(examples, pairwise_weight > 0)
     metrics = {**{f"data.{k}": v for k, v in counts.items()}, "init_kind": init_kind, "target": kind,
-               "data.positive_rate": sum(trained) / len(trained)}
-    config = {"kind": kind, "beta": beta, "ref_dir": str(ref_dir), "max_length": cfg["max_length"],
+               "data.positive_rate": sum(trained) / len(trained), "data.groups": len(groups),
+               "data.ranking_pairs": count_pairs(groups) if pairwise_weight > 0 else 0}
+    config = {"kind": kind, "beta": beta, "pairwise_weight": pairwise_weight, "ref_dir": str(ref_dir),
+              "max_length": cfg["max_length"],
               "init_dir": str(init_dir), "init_kind": init_kind, "seed": seed, "train": cfg,
               "step_separator": "\n", "prompt_format": "formatting.build_prompt"}
 
@@ -200,7 +258,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
         (tmp / PRM_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="prm-trainer-") as scratch:
-        trainer, curve = _build_trainer(policy, examples, cfg, seed, scratch, pad_id, beta)
+        trainer, curve = _build_trainer(policy, groups, cfg, seed, scratch, pad_id, beta, pairwise_weight)
         metrics.update(scaffold.fit(trainer, curve, start))
         if eval_rows and is_main_process():
             scorer = ImplicitPRMScorer.from_models(trainer.model, ref, tokenizer, config)
@@ -209,16 +267,22 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     return metrics
 
 
-def _build_trainer(model, examples: list[dict], cfg: dict, seed: int, scratch: str, pad_id: int, beta: float):
+def _build_trainer(model, groups: list[list[dict]], cfg: dict, seed: int, scratch: str, pad_id: int,
+                   beta: float, pairwise_weight: float):
     from functools import partial
 
     from transformers import TrainingArguments
 
+    # train.batch_size counts solutions: in problem groups, as many groups as make
+    # about that many solutions on average (exactly it with one solution per group).
+    rows = sum(len(g) for g in groups)
+    cfg = {**cfg, "batch_size": max(1, round(cfg["batch_size"] * len(groups) / rows))}
     args = scaffold.training_arguments(TrainingArguments, cfg, scratch, seed,
-                                       scaffold.planned_steps(len(examples), cfg),
+                                       scaffold.planned_steps(len(groups), cfg),
                                        remove_unused_columns=False, include_num_input_tokens_seen="non_padding")
     curve = scaffold.loss_curve()
-    trainer = _trainer_class(beta)(model=model, args=args, train_dataset=examples, callbacks=[curve],
-                                   data_collator=partial(collate, pad_id=pad_id, multiple=cfg["pad_to_multiple_of"]))
-    trainer.lengths = [len(e["input_ids"]) for e in examples]
+    trainer = _trainer_class(beta, pairwise_weight)(
+        model=model, args=args, train_dataset=groups, callbacks=[curve],
+        data_collator=partial(collate, pad_id=pad_id, multiple=cfg["pad_to_multiple_of"]))
+    trainer.lengths = [sum(len(e["input_ids"]) for e in g) for g in groups]
     return trainer, curve
