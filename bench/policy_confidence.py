@@ -132,22 +132,20 @@ def confidence_values(step_lp: list[tuple[float, int]]) -> list[float]:
 def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
     """Candidate AUC, matched and pooled step AUC vs the oracle, and best-of-N vs majority
     for one scorer: `values(candidate) -> step values`, aggregated by `how`."""
-    from searchlearn.evaluation import _by_position
+    from searchlearn.evaluation import _candidate_auc, _oracle_auc
     from searchlearn.reward.base import aggregate
-    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs, stratified_auc
     from searchlearn.search.base import Candidate
     from searchlearn.search.selection import select_best, select_majority, select_weighted
 
-    cand = stratified_auc([[[(aggregate(values(c), how), bool(c["correct"])) for c in r["candidates"]
-                             if c["answer"] is not None]] for r in rows])
-    oracle_rows = [[c for c in r["candidates"] if "oracle" in c] for r in rows]
-    step_values = [[values(c) for c in cs] for cs in oracle_rows]
-    groups = [oracle_pairs(cs, vs) for cs, vs in zip(oracle_rows, step_values)]
-    pooled = agreement([p for g in groups for p in g], "")
-    lo, hi = clustered_auc_interval([g for g in groups if g])
-    matched = stratified_auc([_by_position(cs, vs) for cs, vs in zip(oracle_rows, step_values)])
-    out = {"candidate_auc": _auc(cand), "step_auc_oracle": {"auc": pooled.get("auc"), "ci95": [lo, hi]},
-           "step_auc_oracle_matched": _auc(matched), "bon": {}}
+    # the rerank stage's own measures, on the saved candidates
+    cands = [r["candidates"] for r in rows]
+    scores = [[values(c) for c in cs] for cs in cands]
+    pools = [[Candidate("", c["tokens"], c["answer"], c["correct"]) for c in cs] for cs in cands]
+    cand, steps = _candidate_auc(pools, scores, how, ""), _oracle_auc(cands, scores, "")
+    out = {"candidate_auc": _auc(cand, "candidate_auc"),
+           "step_auc_oracle": {"auc": steps.get("step_auc_oracle"),
+                               "ci95": [steps.get("step_auc_oracle_lo"), steps.get("step_auc_oracle_hi")]},
+           "step_auc_oracle_matched": _auc(steps, "step_auc_oracle_matched"), "bon": {}}
     for n in ns:
         outcome = {"majority": [], "weighted": [], "best": []}
         for r in rows:
@@ -206,8 +204,10 @@ def paired_candidate_auc_difference(rows: list[dict], a: tuple, b: tuple, draws:
     return {"diff": round(float((wa - wb) / n), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
 
 
-def _auc(found: dict) -> dict:
-    return {"auc": found["auc"], "ci95": [found["lo"], found["hi"]], "pairs": found["pairs"]}
+def _auc(found: dict, key: str) -> dict:
+    """evaluation's `<key>`, `_lo`, `_hi`, `_pairs` metrics as this report's {auc, ci95, pairs}."""
+    return {"auc": found.get(key), "ci95": [found.get(f"{key}_lo"), found.get(f"{key}_hi")],
+            "pairs": found.get(f"{key}_pairs")}
 
 
 def main(argv=None) -> int:

@@ -231,19 +231,13 @@ def _by_position(rows: list[dict], pool_scores: list) -> list[list[tuple[float, 
 
 def _position_baseline(oracle_rows) -> dict:
     """A content-blind scorer's pooled step AUC against the oracle: each step valued by
-    its position alone (earlier is better). What a reward model's pooled step AUC is
-    to be read against: a chain that goes wrong stays wrong, so late steps are wrong
-    more often whatever they say."""
-    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs
-
-    groups = [oracle_pairs(rows, [[-k for k in range(len(r.get("oracle") or []))] for r in rows])
-              for rows in oracle_rows]
-    found = agreement([pair for g in groups for pair in g], "")
-    if not found:
-        return {}
-    lo, hi = clustered_auc_interval([g for g in groups if g])
-    return {"position_baseline.step_auc_oracle": found["auc"], "position_baseline.step_auc_oracle_lo": lo,
-            "position_baseline.step_auc_oracle_hi": hi}
+    its position alone (1/(k+1): earlier is better). What a reward model's pooled step
+    AUC is to be read against: a chain that goes wrong stays wrong, so late steps are
+    wrong more often whatever they say."""
+    scores = [[[1 / (k + 1) for k in range(len(r.get("oracle") or []))] for r in rows] for rows in oracle_rows]
+    found = _oracle_auc(oracle_rows, scores, "position_baseline.")
+    return {k: found[k] for k in ("position_baseline.step_auc_oracle", "position_baseline.step_auc_oracle_lo",
+                                  "position_baseline.step_auc_oracle_hi") if k in found}
 
 
 def _candidate_auc(pools, scores, how: str, prefix: str) -> dict:
