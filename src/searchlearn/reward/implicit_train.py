@@ -19,8 +19,8 @@ preference loss, its pairs matched here by step index instead of by shared prefi
 on outcome rows, the DPO loss of the implicit-PRM paper). Why: BCE alone can fit
 most of the labels from what is shared by a problem's solutions (its difficulty and
 the step's position), and the models trained that way ranked a problem's own
-candidates at chance (README, "Why reranking does not follow the step AUC"); the
-pair term is zero for anything two solutions of one problem share. A problem's rows
+candidates at chance (README, "Why reranking does not follow the step AUC"); a shift
+that all of a problem's solutions share leaves the pair term unchanged. A problem's rows
 then train in one batch: examples are problem groups.
 
 πref is frozen, so its sums are computed once, before training, and every step runs
