@@ -140,7 +140,8 @@ def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
     # the rerank stage's own measures, on the saved candidates
     cands = [r["candidates"] for r in rows]
     scores = [[values(c) for c in cs] for cs in cands]
-    pools = [[Candidate("", c["tokens"], c["answer"], c["correct"]) for c in cs] for cs in cands]
+    pools = [[Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(v, how)) for c, v in zip(cs, vs)]
+             for cs, vs in zip(cands, scores)]
     cand, steps = _candidate_auc(pools, scores, how, ""), _oracle_auc(cands, scores, "")
     out = {"candidate_auc": _auc(cand, "candidate_auc"),
            "step_auc_oracle": {"auc": steps.get("step_auc_oracle"),
@@ -148,9 +149,7 @@ def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
            "step_auc_oracle_matched": _auc(steps, "step_auc_oracle_matched"), "bon": {}}
     for n in ns:
         outcome = {"majority": [], "weighted": [], "best": []}
-        for r in rows:
-            pool = [Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(values(c), how))
-                    for c in r["candidates"][:n]]
+        for pool in (p[:n] for p in pools):  # a pool at size n: its first n candidates
             outcome["majority"].append(int(bool(pool[select_majority(pool)].correct)))
             outcome["weighted"].append(int(bool(pool[select_weighted(pool)].correct)))
             outcome["best"].append(int(bool(pool[select_best(pool)].correct)))

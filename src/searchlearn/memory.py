@@ -8,7 +8,6 @@ A module of its own, so that every stage's code hash does not include the traine
 from __future__ import annotations
 
 import functools
-
 import os
 
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters

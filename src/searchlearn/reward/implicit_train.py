@@ -103,12 +103,14 @@ def group_by_problem(examples: Sequence[dict], pairwise: bool) -> list[list[dict
 
 
 def count_pairs(groups: Sequence[Sequence[dict]]) -> int:
-    """Ranking pairs the pairwise term sees per epoch (see `pair_mask`)."""
+    """Ranking pairs the pairwise term sees per epoch: `pair_mask` over each group."""
+    import torch
+
     total = 0
     for group in groups:
-        for k in range(max(len(e["targets"]) for e in group)):
-            col = [e["targets"][k] for e in group if len(e["targets"]) > k]
-            total += sum(1 for a in col for b in col if a - b >= PAIR_MARGIN)
+        targets = _padded([e["targets"] for e in group], 0.0, torch.float)
+        mask = _padded([[1] * len(e["targets"]) for e in group], 0, torch.bool)
+        total += int(pair_mask(targets, mask, torch.zeros(len(group), dtype=torch.long)).sum())
     return total
 
 
