@@ -32,6 +32,15 @@ difference on the same steps carries a paired one (`step_auc_oracle_differences`
     .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-kinds implicit \
         --out bench/results/prm_implicit.json --override $O
 
+`--dense PROBLEMS N` adds one more label set: best-of-N with the last policy on PROBLEMS
+fresh pool problems (the flow's own search stage, as round rounds+1), every distinct
+sample of a problem with both right and wrong answers labelled:
+
+    O="prm.train.epochs=2 prm.train.learning_rate=1e-4 prm.train.warmup_ratio=0.1 prm.min_solve_rate=0 \
+       prm.max_solve_rate=1 prm.labels=oracle prm.implicit_step.pairwise_weight=1.0"
+    .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --kinds implicit_step \
+        --train-only implicit_step --dense 320 16 --override $O
+
 `--models KIND=DIR ...` reranks already trained reward models, named by their stage
 directory, without labelling or training (a code change re-keys the label stages, and
 the newest-by-mtime choice of `latest` moves with every ablation):
@@ -75,6 +84,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "process grew it past 24 GiB here; a later full run takes them from the cache)")
     p.add_argument("--models", nargs="+", metavar="KIND=DIR",
                    help="rerank these trained reward models (stage directories); no labelling or training")
+    p.add_argument("--dense", type=int, nargs=2, metavar=("PROBLEMS", "N"),
+                   help="also train on PROBLEMS fresh training-pool problems, N samples each from the last policy "
+                        "(the flow's search stage as round rounds+1), only those with both right and wrong answers "
+                        "labelled, every distinct sample of each: many more within-problem contrasts than the rounds' "
+                        "own 4 (the problems are drawn from the whole pool, so some may repeat a round's)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm.json"))
     return p.parse_args(argv)
 
@@ -109,7 +123,7 @@ def named_models(specs: list[str]) -> dict:
     return {kind: ref(Path(d).resolve()) for kind, d in (s.split("=", 1) for s in specs)}
 
 
-def config(args, run_dir: Path):
+def config(args, run_dir: Path, *extra: str):
     from searchlearn.config import load_config
 
     kind, *others = args.kinds
@@ -118,7 +132,7 @@ def config(args, run_dir: Path):
         f"prm.compare_kinds=[{','.join(others)}]", f"prm.rollouts={args.rollouts}",
         f"prm.solutions_per_problem={args.solutions_per_problem}",
         f"prm.rerank_n=[{','.join(map(str, args.rerank_n))}]", f"prm.rerank_problems={args.rerank_problems}",
-        *args.override])
+        *args.override, *extra])
 
 
 def label(cfg, policy: dict, searched: dict, r: int, run_dir: str) -> dict:
@@ -181,7 +195,7 @@ def main(argv=None) -> int:
         models, trained = named_models(args.models), {}
         args.rerank_kinds = list(models)
     else:
-        models, trained = label_and_train(args, cfg, run_dir, policies, report)
+        models, trained = label_and_train(args, cfg, run_dir, policies, problems, report)
     report["reward_models"] = trained
     if args.train_only:
         return 0
@@ -201,10 +215,31 @@ def main(argv=None) -> int:
     return 0
 
 
-def label_and_train(args, cfg, run_dir: Path, policies: list[dict], report: dict) -> tuple[dict, dict]:
+def dense_config(args, run_dir: Path, problems: int, n: int):
+    """--dense: the search and labels of one extra round, n samples on `problems`
+    problems; all n of a problem labelled, and only problems with both right and wrong
+    answers (their contrast is what a reranker needs)."""
+    return config(args, run_dir, "search.algorithm=best_of_n", f"search.problems_per_round={problems}",
+                  f"search.n={n}", f"prm.solutions_per_problem={n}", f"prm.min_solve_rate={1 / (2 * n)}",
+                  f"prm.max_solve_rate={1 - 1 / (2 * n)}")
+
+
+def search(cfg, policy: dict, problems: dict, r: int, run_dir: str) -> dict:
+    """The flow's search stages (shards, then merge) for round r, without a scorer."""
+    from searchlearn.sharding import plan_shards
+    from searchlearn.stages.search import merge_stage, shard_stage
+
+    block = cfg.execution.block_size
+    shards = [shard_stage(cfg, policy, problems, None, r, block, blocks).run(run_dir)
+              for blocks in plan_shards(cfg.search.problems_per_round, block, 1)]
+    return merge_stage(cfg, shards, problems, r).run(run_dir)
+
+
+def label_and_train(args, cfg, run_dir: Path, policies: list[dict], problems: dict,
+                    report: dict) -> tuple[dict, dict]:
     """Steps 1-2: every round's labels (their agreement with the oracle into
-    report["rounds"]), then each kind trained on all of them. Returns the models and
-    their training metrics."""
+    report["rounds"]), with --dense one more round's, then each kind trained on all of
+    them. Returns the models and their training metrics."""
     from searchlearn.stages.reward import reward_model_stage
 
     labels = []
@@ -217,9 +252,21 @@ def label_and_train(args, cfg, run_dir: Path, policies: list[dict], report: dict
                                "mc_hard_vs_oracle": hard_agreement(merged["path"]),
                                "seconds": round(time.perf_counter() - t, 1)}
         log(json.dumps(report["rounds"][r]))
+    if args.dense:
+        r, dense = args.rounds + 1, dense_config(args, run_dir, *args.dense)
+        log(f"dense: best-of-{args.dense[1]} on {args.dense[0]} training problems with the round-{args.rounds} policy ...")
+        t = time.perf_counter()
+        searched = search(dense, policies[-1], problems, r, str(run_dir))
+        merged = label(dense, policies[-1], searched, r, str(run_dir))
+        labels.append(merged)
+        report["dense"] = {"problems": args.dense[0], "n": args.dense[1],
+                           "search": {k: v for k, v in searched.items() if k.startswith("search.")},
+                           "labels": {k: v for k, v in merged.items() if k.startswith("labels.")},
+                           "seconds": round(time.perf_counter() - t, 1)}
+        log(json.dumps(report["dense"]))
     models, trained = {}, {}
     for kind in args.train_only or args.kinds:
-        log(f"training the {kind} on {args.rounds} rounds' labels from the round-{args.rounds} policy ...")
+        log(f"training the {kind} on {len(labels)} label sets from the round-{args.rounds} policy ...")
         t = time.perf_counter()
         models[kind] = reward_model_stage(cfg, policies[-1], labels, kind, args.rounds).run(str(run_dir))
         trained[kind] = {**{k: v for k, v in models[kind].items() if k not in ("path", "sha")},

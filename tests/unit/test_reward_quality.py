@@ -131,6 +131,34 @@ def test_examples_group_by_problem_only_for_the_pairwise_term():
     assert batch["group"].tolist() == [0, 0, 1] and batch["input_ids"].shape == (3, 3)
 
 
+def test_pack_groups_bounds_every_batch_and_keeps_groups_that_fit_whole():
+    from searchlearn.reward.implicit_train import collate_packs, pack_groups
+
+    def group(problem, size, length=4):
+        return [{"problem_id": problem, "row": f"{problem}{i}", "input_ids": [1] * (length + i % 3), "start": 1,
+                 "positions": [length - 1], "targets": [float(i % 2)], "ref_q": [0.0]} for i in range(size)]
+
+    # 16 samples of some problems beside the loop's 1-4: the mix that ran out of memory
+    # when the batch was "batch_size solutions on average".
+    groups = [group(f"d{k}", 16) for k in range(5)] + [group("big", 21)] + \
+             [group(f"s{k}", 1 + k % 4, length=3 + k) for k in range(40)]
+    packs = pack_groups(groups, batch_size=8, seed=3)
+    rows = [e["row"] for pack in packs for g in pack for e in g]
+    assert sorted(rows) == sorted(e["row"] for g in groups for e in g)  # every solution exactly once
+    assert max(sum(len(g) for g in pack) for pack in packs) <= 8
+    chunks = [g for pack in packs for g in pack]
+    assert all(len({e["problem_id"] for e in g}) == 1 for g in chunks)  # a chunk holds one problem
+    for k in range(40):  # a group that fits a batch stays whole
+        assert sum(1 for g in chunks if g[0]["problem_id"] == f"s{k}") == 1
+    assert sorted(len(g) for g in chunks if g[0]["problem_id"] == "big") == [7, 7, 7]  # fewest near-equal chunks
+    assert sorted(len(g) for g in chunks if g[0]["problem_id"] == "d0") == [8, 8]
+    assert len(packs) <= 1.25 * len(rows) / 8 + 1  # first fit leaves little room empty
+    assert pack_groups(groups, 8, seed=3) == packs and pack_groups(groups, 8, seed=4) != packs
+    batch = collate_packs([packs[0]], pad_id=0)
+    assert batch["input_ids"].shape[0] == sum(len(g) for g in packs[0])
+    assert batch["group"].tolist() == [i for i, g in enumerate(packs[0]) for _ in g]
+
+
 def test_prefix_sums_read_the_log_probs_up_to_each_step_end():
     import torch
 

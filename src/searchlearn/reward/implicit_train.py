@@ -21,7 +21,8 @@ most of the labels from what is shared by a problem's solutions (its difficulty 
 the step's position), and the models trained that way ranked a problem's own
 candidates at chance (README, "Why reranking does not follow the step AUC"); a shift
 that all of a problem's solutions share leaves the pair term unchanged. A problem's rows
-then train in one batch: examples are problem groups.
+then train in one batch: problem groups are packed into batches of at most
+train.batch_size solutions (`pack_groups`; a larger group is cut into near-equal chunks).
 
 πref is frozen, so its sums are computed once, before training, and every step runs
 one forward and backward of πθ, with the LM head only at the solution's tokens
@@ -36,6 +37,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -102,6 +105,35 @@ def group_by_problem(examples: Sequence[dict], pairwise: bool) -> list[list[dict
     return list(groups.values())
 
 
+def pack_groups(groups: Sequence[Sequence[dict]], batch_size: int, seed: int) -> list[list[list[dict]]]:
+    """Batches for the pairwise term: problem groups packed first-fit into batches of at
+    most `batch_size` solutions, each group whole when it fits one batch; a larger group
+    is cut into the fewest near-equal chunks that do (pairs across its chunks are lost).
+    Groups are shuffled with `seed`, then sorted by their longest row within spans of
+    scaffold.GROUP_BATCHES batches, so a batch pads little and still mixes the data.
+
+    Why a bound, not an average: 16 samples of a problem beside the loop's 2-4 made
+    "as many groups as make batch_size solutions on average" batches of 64 solutions,
+    and that ran this 24 GiB machine out of memory. The packs are fixed for a run; the
+    Trainer reshuffles their order every epoch."""
+    rng = random.Random(seed)
+    chunks = [list(g[i::k]) for g in groups for k in [math.ceil(len(g) / batch_size)] for i in range(k)]
+    rng.shuffle(chunks)
+    span, packs = batch_size * scaffold.GROUP_BATCHES, []
+    for s in range(0, len(chunks), span):
+        room: list[int] = []
+        start = len(packs)
+        for chunk in sorted(chunks[s:s + span], key=lambda c: max(len(e["input_ids"]) for e in c)):
+            fit = next((i for i, free in enumerate(room) if free >= len(chunk)), None)
+            if fit is None:
+                packs.append([])
+                room.append(batch_size)
+                fit = len(room) - 1
+            packs[start + fit].append(chunk)
+            room[fit] -= len(chunk)
+    return packs
+
+
 def count_pairs(groups: Sequence[Sequence[dict]]) -> int:
     """Ranking pairs the pairwise term sees per epoch: `pair_mask` over each group."""
     import torch
@@ -136,6 +168,11 @@ def collate(groups: Sequence[Sequence[dict]], pad_id: int, multiple: int = 1) ->
             "targets": _padded([b["targets"] for b in batch], 0.0, torch.float),
             "ref_q": _padded([b["ref_q"] for b in batch], 0.0, torch.float),
             "group": torch.tensor([g for g, group in enumerate(groups) for _ in group], dtype=torch.long)}
+
+
+def collate_packs(packs: Sequence[Sequence[Sequence[dict]]], pad_id: int, multiple: int = 1) -> dict:
+    """`collate` of the packs' groups (the Trainer hands over a list of packs)."""
+    return collate([g for pack in packs for g in pack], pad_id, multiple)
 
 
 def prefix_sums(log_probs, positions):
@@ -247,9 +284,11 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
         e["ref_q"] = s
     trained = [y for e in examples for y in e["targets"]]
     groups = group_by_problem(examples, pairwise_weight > 0)
+    packs = pack_groups(groups, cfg["batch_size"], seed) if pairwise_weight > 0 else None
     metrics = {**{f"data.{k}": v for k, v in counts.items()}, "init_kind": init_kind, "target": kind,
                "data.positive_rate": sum(trained) / len(trained), "data.groups": len(groups),
-               "data.ranking_pairs": count_pairs(groups) if pairwise_weight > 0 else 0}
+               "data.ranking_pairs": count_pairs([g for pack in packs for g in pack]) if packs else 0,
+               "data.packed_batches": len(packs) if packs else 0}
     config = {"kind": kind, "beta": beta, "pairwise_weight": pairwise_weight, "ref_dir": str(ref_dir),
               "max_length": cfg["max_length"],
               "init_dir": str(init_dir), "init_kind": init_kind, "seed": seed, "train": cfg,
@@ -260,7 +299,8 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
         (tmp / PRM_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="prm-trainer-") as scratch:
-        trainer, curve = _build_trainer(policy, groups, cfg, seed, scratch, pad_id, beta, pairwise_weight)
+        trainer, curve = _build_trainer(policy, packs or groups, cfg, seed, scratch, pad_id, beta,
+                                        pairwise_weight, packed=packs is not None)
         metrics.update(scaffold.fit(trainer, curve, start))
         if eval_rows and is_main_process():
             scorer = ImplicitPRMScorer.from_models(trainer.model, ref, tokenizer, config)
@@ -269,22 +309,25 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     return metrics
 
 
-def _build_trainer(model, groups: list[list[dict]], cfg: dict, seed: int, scratch: str, pad_id: int,
-                   beta: float, pairwise_weight: float):
+def _build_trainer(model, items: list, cfg: dict, seed: int, scratch: str, pad_id: int, beta: float,
+                   pairwise_weight: float, packed: bool):
     from functools import partial
 
     from transformers import TrainingArguments
 
-    # train.batch_size counts solutions: in problem groups, as many groups as make
-    # about that many solutions on average (exactly it with one solution per group).
-    rows = sum(len(g) for g in groups)
-    cfg = {**cfg, "batch_size": max(1, round(cfg["batch_size"] * len(groups) / rows))}
+    # train.batch_size counts solutions. Without the pair term an item is a group of one
+    # solution, length-grouped by the scaffold's sampler; with it an item is a pack of
+    # problem groups (`pack_groups`), one per step, in the Trainer's random order.
+    if packed:
+        collator, lengths, cfg = collate_packs, None, {**cfg, "batch_size": 1}
+    else:
+        collator, lengths = collate, [sum(len(e["input_ids"]) for e in g) for g in items]
     args = scaffold.training_arguments(TrainingArguments, cfg, scratch, seed,
-                                       scaffold.planned_steps(len(groups), cfg),
+                                       scaffold.planned_steps(len(items), cfg),
                                        remove_unused_columns=False, include_num_input_tokens_seen="non_padding")
     curve = scaffold.loss_curve()
     trainer = _trainer_class(beta, pairwise_weight)(
-        model=model, args=args, train_dataset=groups, callbacks=[curve],
-        data_collator=partial(collate, pad_id=pad_id, multiple=cfg["pad_to_multiple_of"]))
-    trainer.lengths = [sum(len(e["input_ids"]) for e in g) for g in groups]
+        model=model, args=args, train_dataset=items, callbacks=[curve],
+        data_collator=partial(collator, pad_id=pad_id, multiple=cfg["pad_to_multiple_of"]))
+    trainer.lengths = lengths
     return trainer, curve
