@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ns", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--bootstrap", type=int, default=2000)
+    p.add_argument("--against", nargs="+", default=[], metavar="SCORER",
+                   help="also the candidate AUC of each of these scorers (names as in the table) minus every "
+                        "other reward model's, paired over problems (e.g. a new model against the earlier ones)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_confidence.json"))
     return p.parse_args(argv)
 
@@ -241,10 +244,14 @@ def main(argv=None) -> int:
     for name, (values, how) in table.items():
         report["scorers"][name] = measures(rows, values, how, args.ns, args.bootstrap)
     # candidate AUC differences on the same pairs, resampling problems once for both scorers
-    head = f"confidence_{HEADLINE}"
+    head, models = f"confidence_{HEADLINE}", [name for name in table if not name.startswith("confidence_")]
+    unknown = sorted(set(args.against) - set(table))
+    if unknown:
+        raise SystemExit(f"--against {unknown}: not among the scorers {sorted(table)}")
+    pairs = [(head, name) for name in models] + [(a, name) for a in args.against for name in models
+                                                   if name not in (a, "position_only")]
     report["candidate_auc_differences"] = {
-        f"{head}_minus_{name}": paired_candidate_auc_difference(rows, table[head], table[name], args.bootstrap)
-        for name in table if not name.startswith("confidence_")}
+        f"{a}_minus_{b}": paired_candidate_auc_difference(rows, table[a], table[b], args.bootstrap) for a, b in pairs}
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
