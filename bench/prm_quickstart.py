@@ -217,8 +217,8 @@ def main(argv=None) -> int:
 
 def dense_config(args, run_dir: Path, problems: int, n: int):
     """--dense: the search and labels of one extra round, n samples on `problems`
-    problems; all n of a problem labelled, and only problems with both right and wrong
-    answers (their contrast is what a reranker needs)."""
+    problems; every distinct sample of a problem labelled (up to n), and only problems
+    with both right and wrong answers (their contrast is what a reranker needs)."""
     return config(args, run_dir, "search.algorithm=best_of_n", f"search.problems_per_round={problems}",
                   f"search.n={n}", f"prm.solutions_per_problem={n}", f"prm.min_solve_rate={1 / (2 * n)}",
                   f"prm.max_solve_rate={1 - 1 / (2 * n)}")

@@ -109,8 +109,9 @@ def pack_groups(groups: Sequence[Sequence[dict]], batch_size: int, seed: int) ->
     """Batches for the pairwise term: problem groups packed first-fit into batches of at
     most `batch_size` solutions, each group whole when it fits one batch; a larger group
     is cut into the fewest near-equal chunks that do (pairs across its chunks are lost).
-    Groups are shuffled with `seed`, then sorted by their longest row within spans of
-    scaffold.GROUP_BATCHES batches, so a batch pads little and still mixes the data.
+    Groups (chunks) are shuffled with `seed`, then sorted by their longest row within
+    spans of batch_size x scaffold.GROUP_BATCHES of them, so a batch pads little and
+    still mixes the data.
 
     Why a bound, not an average: 16 samples of a problem beside the loop's 2-4 made
     "as many groups as make batch_size solutions on average" batches of 64 solutions,
