@@ -191,8 +191,10 @@ def main(argv=None) -> int:
                     "prm": {k: v for k, v in json.loads(json.dumps(dict(cfg.prm), default=str)).items()
                             if k not in ("implicit", "implicit_step", "train")},
                     "prm_train": dict(cfg.prm.train), "rounds": {}}
-    if args.models:  # rerank named models: nothing to label or train
-        models, trained = named_models(args.models), {}
+    if args.models:  # rerank named models: nothing to label or train; their training metrics from their stage
+        models = named_models(args.models)
+        trained = {k: {"dir": m["path"], **{key: v for key, v in m.items() if key not in ("path", "sha")}}
+                   for k, m in models.items()}
         args.rerank_kinds = list(models)
     else:
         models, trained = label_and_train(args, cfg, run_dir, policies, problems, report)
