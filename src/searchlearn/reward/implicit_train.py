@@ -122,16 +122,17 @@ def pack_groups(groups: Sequence[Sequence[dict]], batch_size: int, seed: int) ->
     rng.shuffle(chunks)
     span, packs = batch_size * scaffold.GROUP_BATCHES, []
     for s in range(0, len(chunks), span):
-        room: list[int] = []
-        start = len(packs)
+        span_packs: list[list] = []
+        room: list[int] = []  # free solutions left in each of span_packs
         for chunk in sorted(chunks[s:s + span], key=lambda c: max(len(e["input_ids"]) for e in c)):
             fit = next((i for i, free in enumerate(room) if free >= len(chunk)), None)
             if fit is None:
-                packs.append([])
+                span_packs.append([])
                 room.append(batch_size)
-                fit = len(room) - 1
-            packs[start + fit].append(chunk)
+                fit = -1
+            span_packs[fit].append(chunk)
             room[fit] -= len(chunk)
+        packs += span_packs
     return packs
 
 
@@ -301,7 +302,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
 
     with tempfile.TemporaryDirectory(prefix="prm-trainer-") as scratch:
         trainer, curve = _build_trainer(policy, packs or groups, cfg, seed, scratch, pad_id, beta,
-                                        pairwise_weight, packed=packs is not None)
+                                        pairwise_weight)
         metrics.update(scaffold.fit(trainer, curve, start))
         if eval_rows and is_main_process():
             scorer = ImplicitPRMScorer.from_models(trainer.model, ref, tokenizer, config)
@@ -311,7 +312,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
 
 
 def _build_trainer(model, items: list, cfg: dict, seed: int, scratch: str, pad_id: int, beta: float,
-                   pairwise_weight: float, packed: bool):
+                   pairwise_weight: float):
     from functools import partial
 
     from transformers import TrainingArguments
@@ -319,7 +320,7 @@ def _build_trainer(model, items: list, cfg: dict, seed: int, scratch: str, pad_i
     # train.batch_size counts solutions. Without the pair term an item is a group of one
     # solution, length-grouped by the scaffold's sampler; with it an item is a pack of
     # problem groups (`pack_groups`), one per step, in the Trainer's random order.
-    if packed:
+    if pairwise_weight > 0:
         collator, lengths, cfg = collate_packs, None, {**cfg, "batch_size": 1}
     else:
         collator, lengths = collate, [sum(len(e["input_ids"]) for e in g) for g in items]
