@@ -200,9 +200,22 @@ def _oracle_rows(problems, steps) -> list[list[dict]]:
 def _oracle_auc(oracle_rows, scores, prefix: str) -> dict:
     """A reward model's step AUC (and agreement at 0.5) against the exact step
     oracle, over every step of every candidate whose problem has reference
-    equations, with a 95 % bootstrap interval over problems (`_lo`, `_hi`); empty
-    where no problem has them."""
-    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs, stratified_auc
+    equations, with a 95 % bootstrap interval over problems (`_lo`, `_hi`), and the
+    same within a problem and step position (`_matched`); empty where no problem
+    has them."""
+    from searchlearn.reward.quality import stratified_auc
+
+    found = _pooled_oracle_auc(oracle_rows, scores, prefix)
+    if not found:
+        return {}
+    matched = stratified_auc([_by_position(rows, pool_scores) for rows, pool_scores in zip(oracle_rows, scores)])
+    return {**found, **{f"{prefix}step_auc_oracle_matched{suffix}": matched[key]
+                        for key, suffix in (("auc", ""), ("lo", "_lo"), ("hi", "_hi"), ("pairs", "_pairs"))}}
+
+
+def _pooled_oracle_auc(oracle_rows, scores, prefix: str) -> dict:
+    """`_oracle_auc` without the matched AUC: every step pooled."""
+    from searchlearn.reward.quality import agreement, clustered_auc_interval, oracle_pairs
 
     # each problem's (score, verdict) pairs: the bootstrap resamples problems
     groups = [oracle_pairs(rows, pool_scores) for rows, pool_scores in zip(oracle_rows, scores)]
@@ -210,12 +223,9 @@ def _oracle_auc(oracle_rows, scores, prefix: str) -> dict:
     if not found:
         return {}
     lo, hi = clustered_auc_interval([g for g in groups if g])
-    matched = stratified_auc([_by_position(rows, pool_scores) for rows, pool_scores in zip(oracle_rows, scores)])
     return {f"{prefix}step_auc_oracle": found["auc"], f"{prefix}step_auc_oracle_lo": lo,
             f"{prefix}step_auc_oracle_hi": hi, f"{prefix}step_agreement_oracle": found["agreement"],
-            f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"],
-            **{f"{prefix}step_auc_oracle_matched{suffix}": matched[key]
-               for key, suffix in (("auc", ""), ("lo", "_lo"), ("hi", "_hi"), ("pairs", "_pairs"))}}
+            f"{prefix}oracle_steps": found["steps"], f"{prefix}oracle_positive_rate": found["positive_rate"]}
 
 
 def _by_position(rows: list[dict], pool_scores: list) -> list[list[tuple[float, bool]]]:
@@ -235,7 +245,7 @@ def _position_baseline(oracle_rows) -> dict:
     AUC is to be read against: a chain that goes wrong stays wrong, so late steps are
     wrong more often whatever they say."""
     scores = [[[1 / (k + 1) for k in range(len(r.get("oracle") or []))] for r in rows] for rows in oracle_rows]
-    found = _oracle_auc(oracle_rows, scores, "position_baseline.")
+    found = _pooled_oracle_auc(oracle_rows, scores, "position_baseline.")  # matched: 0.5 by construction
     return {k: found[k] for k in ("position_baseline.step_auc_oracle", "position_baseline.step_auc_oracle_lo",
                                   "position_baseline.step_auc_oracle_hi") if k in found}
 
