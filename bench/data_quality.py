@@ -75,14 +75,12 @@ def paired(a: dict[str, int], b: dict[str, int]) -> dict:
 
 
 def main(argv=None) -> int:
-    from prm_quickstart import interval, latest
+    from prm_quickstart import interval, latest, search
 
     from searchlearn.config import load_config
     from searchlearn.learn.scaffold import configure_cpu
-    from searchlearn.sharding import plan_shards
     from searchlearn.stages.evaluate import eval_stage
     from searchlearn.stages.learn import learn_stage
-    from searchlearn.stages.search import merge_stage, shard_stage
 
     args = parse_args(argv)
     configure_cpu()
@@ -102,10 +100,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         log(f"{arm}: searching round {r}'s problems ({cfg.search.algorithm}, n={cfg.search.n}) ...")
         guide = scorer if cfg.search.algorithm != "best_of_n" else None
-        block = cfg.execution.block_size
-        shards = [shard_stage(cfg, policy, problems, guide, r, block, blocks).run(str(run_dir))
-                  for blocks in plan_shards(cfg.search.problems_per_round, block, 1)]
-        searched = merge_stage(cfg, shards, problems, r).run(str(run_dir))
+        searched = search(cfg, policy, problems, guide, r, str(run_dir))
         search_s = time.perf_counter() - start
         log(f"{arm}: learning ({cfg.learn.algorithm}) ...")
         learned = learn_stage(cfg, policy, policy, [searched], None, r).run(str(run_dir))

@@ -79,14 +79,12 @@ def policy_ref(cfg, args, run_dir: str, problems: dict) -> dict:
 
 def label_rows(cfg, policy: dict, searched: dict, run_dir: str) -> tuple[list[dict], dict]:
     """(step rows, merged metrics) of one label stage over the searched problems."""
-    from searchlearn.reward.labels import read_labelled_steps
-    from searchlearn.sharding import plan_shards
-    from searchlearn.stages.reward import LABELS_FILE, label_shard_stage, merge_labels_stage
+    from prm_quickstart import label  # bench/ is this script's directory
 
-    block = cfg.execution.block_size
-    shards = [label_shard_stage(cfg, policy, searched, 1, block, blocks).run(run_dir)
-              for blocks in plan_shards(searched["search.problems"], block, 1)]
-    merged = merge_labels_stage(shards, 1).run(run_dir)
+    from searchlearn.reward.labels import read_labelled_steps
+    from searchlearn.stages.reward import LABELS_FILE
+
+    merged = label(cfg, policy, searched, 1, run_dir)
     return read_labelled_steps(Path(merged["path"]) / LABELS_FILE), merged
 
 
@@ -125,9 +123,9 @@ def bucketed(rows: list[dict]) -> dict:
 def main(argv=None) -> int:
     from searchlearn.config import load_config
     from searchlearn.learn.scaffold import configure_cpu
-    from searchlearn.sharding import plan_shards
+    from prm_quickstart import search  # bench/ is this script's directory
+
     from searchlearn.stages.data import problems_stage
-    from searchlearn.stages.search import merge_stage, shard_stage
 
     args = parse_args(argv)
     configure_cpu()
@@ -141,9 +139,7 @@ def main(argv=None) -> int:
     problems = problems_stage(cfg).run(run_dir)
     policy = policy_ref(cfg, args, run_dir, problems)
     log("searching ...")
-    shards = [shard_stage(cfg, policy, problems, None, 1, cfg.execution.block_size, blocks).run(run_dir)
-              for blocks in plan_shards(args.problems, cfg.execution.block_size, 1)]
-    searched = merge_stage(cfg, shards, problems, 1).run(run_dir)
+    searched = search(cfg, policy, problems, None, 1, run_dir)
     report = {"experiment": args.experiment, "policy": policy["path"], "problems": args.problems, "n": args.n,
               "search.solved": searched["search.solved"], "search.candidate_acc": searched["search.candidate_acc"],
               "search.any_correct": searched["search.any_correct"], "by_rollouts": {}}

@@ -136,6 +136,8 @@ def config(args, run_dir: Path, *extra: str):
 
 
 def label(cfg, policy: dict, searched: dict, r: int, run_dir: str) -> dict:
+    """The flow's label stages for round r (shards, then merge), run in this process
+    (tasks/fanout.py's label_steps with one shard); bench/label_noise.py calls it too."""
     from searchlearn.sharding import plan_shards
     from searchlearn.stages.reward import label_shard_stage, labelled_count, merge_labels_stage
 
@@ -226,15 +228,17 @@ def dense_config(args, run_dir: Path, problems: int, n: int):
                   f"prm.max_solve_rate={1 - 1 / (2 * n)}")
 
 
-def search(cfg, policy: dict, problems: dict, r: int, run_dir: str) -> dict:
-    """The flow's search stages (shards, then merge) for round r, without a scorer."""
+def search(cfg, policy: dict, problems: dict, scorer: dict | None, r: int, run_dir: str) -> dict:
+    """The flow's search stages for round r (shards, then merge), run in this process
+    (tasks/fanout.py's search_for_data with one shard); bench/label_noise.py and
+    bench/data_quality.py call it too."""
     from searchlearn.sharding import plan_shards
     from searchlearn.stages.search import merge_stage, shard_stage
 
     block = cfg.execution.block_size
-    shards = [shard_stage(cfg, policy, problems, None, r, block, blocks).run(run_dir)
+    shards = [shard_stage(cfg, policy, problems, scorer, r, block, blocks).run(str(run_dir))
               for blocks in plan_shards(cfg.search.problems_per_round, block, 1)]
-    return merge_stage(cfg, shards, problems, r).run(run_dir)
+    return merge_stage(cfg, shards, problems, r).run(str(run_dir))
 
 
 def label_and_train(args, cfg, run_dir: Path, policies: list[dict], problems: dict,
@@ -258,7 +262,7 @@ def label_and_train(args, cfg, run_dir: Path, policies: list[dict], problems: di
         r, dense = args.rounds + 1, dense_config(args, run_dir, *args.dense)
         log(f"dense: best-of-{args.dense[1]} on {args.dense[0]} training problems with the round-{args.rounds} policy ...")
         t = time.perf_counter()
-        searched = search(dense, policies[-1], problems, r, str(run_dir))
+        searched = search(dense, policies[-1], problems, None, r, str(run_dir))
         merged = label(dense, policies[-1], searched, r, str(run_dir))
         labels.append(merged)
         report["dense"] = {"problems": args.dense[0], "n": args.dense[1],
