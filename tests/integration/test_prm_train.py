@@ -322,6 +322,61 @@ def test_implicit_step_values_are_the_log_ratio_of_plain_forwards(outcome_model,
     assert firsts == pytest.approx([s[0] for s in got], abs=1e-5)
 
 
+def test_implicit_step_with_the_confidence_reward_learns_without_a_reference(outcome_model, data, tmp_path,
+                                                                             tiny_dir):
+    """prm.implicit_step.reward=confidence: the reference-free, length-normalised value
+    σ((ℓ̄_k − center)/scale). It learns (loss falls, weights move), ranks the corrupted
+    step below the correct one, scores from one model (no reference loaded) with the
+    values a plain forward gives, and a warm start keeps the first center and scale."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from searchlearn.reward import load_scorer
+    from searchlearn.reward.implicit import ImplicitStepPRMScorer
+    from searchlearn.reward.prm import encode_with_starts
+    from searchlearn.reward.trainers import TRAINERS
+
+    out = tmp_path / "confidence"
+    metrics = TRAINERS["implicit_step"](tiny_dir, data["train"], TRAIN, out, seed=0, eval_rows=data["held_out"],
+                                        beta=0.5, reward="confidence")
+    config = json.loads((out / "prm_config.json").read_text())
+    assert config["reward"] == "confidence" and config["center"] < 0 < config["scale"]
+    assert metrics["reward.center"] == config["center"] and metrics["reward.scale"] == config["scale"]
+    assert metrics["train.last_loss"] < 0.5 * metrics["train.first_loss"]
+    before, after = load_file(f"{tiny_dir}/model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+    held = data["held_out"]
+    scorer = load_scorer("implicit_step", str(out))
+    assert scorer.ref is None
+    margins = corrupted_step_margins(scorer.score([r["question"] for r in held], [r["steps"] for r in held]), held)
+    assert sum(margins) / len(margins) > 0.4 and min(margins) > 0, margins
+    assert metrics["eval_auc_oracle"] > 0.9
+    # The values from a plain HF forward (full logits, fp32): the mean log-prob of the
+    # solution's tokens up to each step's end, standardised.
+    rows = held[:4]
+    questions, steps = [r["question"] for r in rows], [r["steps"] for r in rows]
+    got = ImplicitStepPRMScorer(out, precision="fp32", batch_size=3).score(questions, steps)
+    model, tok = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    for (ids, positions, start), values in zip(encode_with_starts(tok, questions, steps, 512), got):
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            lp = model(input_ids=x).logits[0, :-1].log_softmax(-1).gather(-1, x[0, 1:, None])[:, 0]
+        expected = [torch.sigmoid((lp[start - 1: p].mean() - config["center"]) / config["scale"]).item()
+                    for p in positions]
+        assert values == pytest.approx(expected, abs=1e-4)
+    # Warm start: the same center and scale (one reward scale across rounds); a model
+    # with the other reward cannot be warm-started from.
+    again = tmp_path / "again"
+    TRAINERS["implicit_step"](out, data["train"][:64], {**TRAIN, "max_steps": 2}, again, seed=1, beta=0.5,
+                              reward="confidence")
+    warm = json.loads((again / "prm_config.json").read_text())
+    assert (warm["center"], warm["scale"], warm["ref_dir"]) == (config["center"], config["scale"], str(tiny_dir))
+    with pytest.raises(ValueError, match="log_ratio reward cannot warm-start one with the confidence"):
+        TRAINERS["implicit_step"](outcome_model("implicit_step")[0], data["train"][:64], {**TRAIN, "max_steps": 2},
+                                  tmp_path / "mixed", seed=1, beta=0.5, reward="confidence")
+
+
 def test_implicit_warm_start_keeps_the_first_reference(outcome_model, data, tmp_path, tiny_dir):
     from searchlearn.reward.trainers import TRAINERS
 

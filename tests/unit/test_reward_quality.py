@@ -69,20 +69,22 @@ def test_implicit_step_values_sum_log_ratios_up_to_each_step_end():
 def test_implicit_loss_is_bce_on_the_scaled_log_likelihood_ratio():
     import torch
 
-    from searchlearn.reward.implicit_train import implicit_loss
+    from searchlearn.reward.implicit_train import implicit_loss, step_logits
 
     # Two solutions, one target each (outcome rows); the second column is padding.
     policy, ref = torch.tensor([[-3.0, 7.0], [-10.0, 7.0]]), torch.tensor([[-5.0, 0.0], [-6.0, 0.0]])
     targets, mask = torch.tensor([[1.0, 1.0], [0.0, 1.0]]), torch.tensor([[True, False], [True, False]])
-    got = implicit_loss(policy, ref, targets, mask, beta=0.5)
+    ratio = {"reward": "log_ratio", "beta": 0.5}
+    margin = lambda q, r, settings=ratio: step_logits(q, r, None, None, settings)  # noqa: E731
+    got = implicit_loss(margin(policy, ref), targets, mask)
     # Margins β·(log πθ − log πref): +1.0 for a right solution, −2.0 for a wrong one; padding ignored.
     expected = -(math.log(1 / (1 + math.exp(-1.0))) + math.log(1 - 1 / (1 + math.exp(2.0)))) / 2
     assert got.item() == pytest.approx(expected, rel=1e-6)
     # At πθ = πref the loss is log 2 whatever the outcome: training starts from no preference.
-    assert implicit_loss(ref, ref, targets, mask, beta=0.5).item() == pytest.approx(math.log(2))
+    assert implicit_loss(margin(ref, ref), targets, mask).item() == pytest.approx(math.log(2))
     # Step targets: every unmasked step counts once, soft labels included.
-    soft = implicit_loss(torch.tensor([[0.0, 2.0]]), torch.zeros(1, 2), torch.tensor([[0.5, 1.0]]),
-                         torch.tensor([[True, True]]), beta=1.0)
+    soft = implicit_loss(margin(torch.tensor([[0.0, 2.0]]), torch.zeros(1, 2), {**ratio, "beta": 1.0}),
+                         torch.tensor([[0.5, 1.0]]), torch.tensor([[True, True]]))
     assert soft.item() == pytest.approx((math.log(2) + math.log(1 + math.exp(-2.0))) / 2, rel=1e-6)
 
 
@@ -102,21 +104,53 @@ def test_pairwise_term_ranks_a_problems_solutions_at_the_same_step_only():
     soft = torch.tensor([[0.75, 0.6], [0.25, 0.3]])
     assert pair_mask(soft, torch.tensor([[True, True], [True, False]]), torch.tensor([0, 0])).nonzero().tolist() \
         == [[0, 1, 0]]
-    ref = torch.zeros(3, 2)
-    policy = torch.tensor([[0.0, 3.0], [0.0, 1.0], [0.0, -1.0]])
-    bce = implicit_loss(policy, ref, targets, mask, beta=1.0)
-    both = implicit_loss(policy, ref, targets, mask, beta=1.0, group=group, pairwise_weight=2.0)
+    policy = torch.tensor([[0.0, 3.0], [0.0, 1.0], [0.0, -1.0]])  # the step logits (margins)
+    bce = implicit_loss(policy, targets, mask)
+    both = implicit_loss(policy, targets, mask, group=group, pairwise_weight=2.0)
     assert (both - bce).item() == pytest.approx(2.0 * math.log(1 + math.exp(-(3.0 - 1.0))), rel=1e-6)
     # What a problem's solutions share (one shift for the whole problem) leaves the
     # pair term unchanged, and BCE alone ignores which solution is which.
     shifted = policy + torch.tensor([[5.0], [5.0], [0.0]])
-    pair_only = lambda q: (implicit_loss(q, ref, targets, mask, 1.0, group, 1.0)  # noqa: E731
-                           - implicit_loss(q, ref, targets, mask, 1.0)).item()
+    pair_only = lambda q: (implicit_loss(q, targets, mask, group, 1.0)  # noqa: E731
+                           - implicit_loss(q, targets, mask)).item()
     assert pair_only(shifted) == pytest.approx(pair_only(policy), rel=1e-6)
-    assert implicit_loss(policy, ref, targets, mask, 1.0, group, 0.0).item() == pytest.approx(bce.item())
+    assert implicit_loss(policy, targets, mask, group, 0.0).item() == pytest.approx(bce.item())
     examples = [{"targets": [1.0, 1.0]}, {"targets": [1.0, 0.0]}, {"targets": [0.0]}]
     assert count_pairs([examples, [{"targets": [1.0]}]]) == 3  # step 0: rows 0, 1 above row 2; step 1: 0 above 1
     assert count_pairs([examples[:1], examples[1:2]]) == 0
+
+
+def test_step_logits_of_the_log_ratio_and_of_the_reference_free_confidence():
+    """log_ratio: β·(q_θ − q_ref). confidence: the mean log-prob over the solution's
+    tokens start..p_k, standardised by the initial model's center and scale, which
+    confidence_stats takes from the reference sums of the training steps."""
+    import torch
+
+    from searchlearn.reward.implicit import confidence_values, step_values
+    from searchlearn.reward.implicit_train import confidence_stats, step_logits
+
+    prefix = torch.tensor([[-2.0, -3.0], [-6.0, -6.0]])  # Σ log πθ up to each step's end
+    ref_q = torch.tensor([[-1.0, -4.0], [-6.0, -2.0]])
+    positions, starts = torch.tensor([[5, 7], [9, 0]]), torch.tensor([4, 7])
+    ratio = step_logits(prefix, ref_q, positions, starts, {"reward": "log_ratio", "beta": 0.5})
+    assert ratio.tolist() == [[-0.5, 0.5], [0.0, -2.0]]
+    conf = step_logits(prefix, ref_q, positions, starts, {"reward": "confidence", "beta": 0.5,
+                                                         "center": -1.0, "scale": 0.5})
+    # Row 0: 2 tokens to step 0 (4..5), 4 to step 1 (4..7); row 1: 3 tokens (7..9).
+    assert conf[0].tolist() == pytest.approx([0.0, 0.5]) and conf[1, 0].item() == pytest.approx(-2.0)
+    # The scorer reads the same values at the same positions (column p - 1 of the cumsum).
+    logp = torch.zeros(2, 10)
+    logp[0, 3:5], logp[0, 5:7] = -1.0, -0.5
+    logp[1, 6:9] = -2.0
+    got = confidence_values(logp, [[5, 7], [9, None]], [4, 7], center=-1.0, scale=0.5)
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert got[0] == pytest.approx([sig(0.0), sig(0.5)]) and got[1][0] == pytest.approx(sig(-2.0))
+    assert got[1][1] is None
+    assert step_values(logp, [[5, None]], beta=1.0)[0] == [pytest.approx(sig(-2.0)), None]
+    examples = [{"start": 4, "positions": [5, 7], "ref_q": [-2.0, -3.0]}, {"start": 7, "positions": [9], "ref_q": [-6.0]}]
+    center, scale = confidence_stats(examples)  # the means: -1.0, -0.75, -2.0
+    assert center == pytest.approx(-1.25) and scale == pytest.approx(math.sqrt((0.0625 + 0.25 + 0.5625) / 3))
+    assert confidence_stats([{"start": 4, "positions": [5], "ref_q": [-2.0]}]) == (-1.0, 1.0)  # no spread: scale 1
 
 
 def test_examples_group_by_problem_only_for_the_pairwise_term():

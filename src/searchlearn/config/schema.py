@@ -220,7 +220,8 @@ class TrackingConfig:
 @dataclass
 class ImplicitPRMConfig:
     beta: float = f(0.05, "β of the implicit reward β·log πθ/πref: the loss is BCE(σ(β·Σ_t log πθ/πref), outcome) (implicit_step: BCE(σ(β·q_k), label_k) at each step's end); step values are σ(β·q_k).")
-    pairwise_weight: float = f(0.0, "Weight of a within-problem ranking term added to the BCE: for two solutions of one problem whose labels at the same step differ by >= 0.5, -log σ(β·(q_better - q_worse)) (rStar-Math's process preference loss, matched by step index; on outcome rows, DPO). 0 = BCE only. A problem's solutions then train in one batch (batches of at most train.batch_size solutions; a larger problem is cut into near-equal chunks).")
+    reward: str = f("log_ratio", "The step value's parameterisation. log_ratio: σ(β·q_k), q_k = Σ log πθ/πref up to step k's end (Yuan et al.; 0 everywhere at initialisation) | confidence: reference-free and length-normalised (SimPO-style), σ((ℓ̄_k - center)/scale), ℓ̄_k the mean log πθ over the solution's tokens up to step k's end, center/scale the initial model's mean and spread over the training steps: it starts from the policy's own confidence, and scoring needs no reference forward.")
+    pairwise_weight: float = f(0.0, "Weight of a within-problem ranking term added to the BCE: for two solutions of one problem whose labels at the same step differ by >= 0.5, -log σ(logit_better - logit_worse) (rStar-Math's process preference loss, matched by step index; on outcome rows, DPO). 0 = BCE only. A problem's solutions then train in one batch (batches of at most train.batch_size solutions; a larger problem is cut into near-equal chunks).")
 
 
 @dataclass

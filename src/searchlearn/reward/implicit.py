@@ -14,6 +14,16 @@ probability itself.
 Scoring runs both models over every candidate (two backbone forwards) and projects
 the LM head only at the solution's tokens (learn/lm_head.py). The reference's path
 is saved in the model's prm_config.json (`ref_dir`).
+
+`reward: confidence` (prm_config.json) is the reference-free, length-normalised
+variant (SimPO's reward, Meng et al. 2024, read per prefix): step k's value is
+σ((ℓ̄_k − center)/scale), ℓ̄_k the mean log πθ over the solution's tokens up to step
+k's end, `center` and `scale` the mean and spread of the initial model's ℓ̄ over its
+training steps. Why: the log-ratio is 0 for every step at initialisation, so what the
+policy already knows (its own confidence, which ranks a problem's candidates better
+than any trained model here: bench/policy_confidence.py) is thrown away and must be
+relearnt from a few thousand labels; this parameterisation starts from it. Scoring
+then needs no reference (one backbone forward).
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ from searchlearn.reward.prm import (
 )
 
 IGNORE = -100
+# prm.<kind>.reward: the step value's parameterisation (module docstring).
+REWARDS = ("confidence", "log_ratio")
 
 
 def solution_labels(ids, lengths: Sequence[int], starts: Sequence[int]):
@@ -64,10 +76,31 @@ def step_values(log_ratio, positions: Sequence[Sequence[int | None]], beta: floa
             for i, row in enumerate(positions)]
 
 
+def confidence_values(log_probs, positions: Sequence[Sequence[int | None]], starts: Sequence[int],
+                      center: float, scale: float) -> list[list[float | None]]:
+    """σ((ℓ̄_k − center)/scale) for each step end position p_k of each row, ℓ̄_k the
+    mean of `log_probs` (B, T-1; column t holds token t+1's log πθ, 0 where unlabelled)
+    over the solution's tokens start..p_k. None as in step_values."""
+    import torch
+
+    q = log_probs.cumsum(-1)
+    values: list[list[float | None]] = []
+    for i, (row, start) in enumerate(zip(positions, starts)):
+        ends = [p for p in row if p is not None and p >= 1]
+        means = q[i, torch.tensor(ends, dtype=torch.long) - 1] / torch.tensor([p - start + 1 for p in ends]) \
+            if ends else torch.zeros(0)
+        it = iter(torch.sigmoid((means - center) / scale).tolist())
+        values.append([None if p is None or p < 1 else next(it) for p in row])
+    return values
+
+
 def implicit_scores(policy, ref, encoded: list[tuple[list[int], list[int | None], int]], pad_id: int,
-                    batch_size: int, beta: float) -> list[list[float | None]]:
+                    batch_size: int, beta: float,
+                    confidence: tuple[float, float] | None = None) -> list[list[float | None]]:
     """Step values of already-encoded solutions (prm.encode_with_starts), batched by
-    length, longest first (prm.length_batches)."""
+    length, longest first (prm.length_batches): the log-ratio's (step_values), or with
+    `confidence` = (center, scale) the reference-free ones (confidence_values; `ref`
+    unused)."""
     import torch
 
     device = next(policy.parameters()).device
@@ -77,11 +110,24 @@ def implicit_scores(policy, ref, encoded: list[tuple[list[int], list[int | None]
             ids, mask = pad_batch([encoded[i][0] for i in chunk], pad_id)
             labels = solution_labels(ids, [len(encoded[i][0]) for i in chunk], [encoded[i][2] for i in chunk])
             ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
-            ratio = token_log_probs(policy, ids, mask, labels) - token_log_probs(ref, ids, mask, labels)
-            values = step_values(ratio.cpu(), [encoded[i][1] for i in chunk], beta)
+            logp = token_log_probs(policy, ids, mask, labels).cpu()
+            positions = [encoded[i][1] for i in chunk]
+            if confidence is not None:  # reference-free: (center, scale)
+                values = confidence_values(logp, positions, [encoded[i][2] for i in chunk], *confidence)
+            else:
+                values = step_values(logp - token_log_probs(ref, ids, mask, labels).cpu(), positions, beta)
             for row, i in enumerate(chunk):
                 out[i] = values[row]
     return out
+
+
+def reward_of(config: dict) -> str:
+    """The model's reward parameterisation (REWARDS); models from before the option are
+    log-ratio ones."""
+    reward = config.get("reward", "log_ratio")
+    if reward not in REWARDS:
+        raise ValueError(f"implicit PRM reward {reward!r} not among {sorted(REWARDS)}")
+    return reward
 
 
 def load_for_scoring(model_dir: str | Path, dtype):
@@ -112,9 +158,11 @@ class ImplicitPRMScorer(PRMScorer):
         check_kind(config, self.kind, prm_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = scoring_dtype(precision)
-        policy, ref = (load_for_scoring(d, dtype).to(device) for d in (prm_dir, config["ref_dir"]))
+        # The reference-free reward reads one model; the log-ratio needs the reference too.
+        dirs = (prm_dir,) if reward_of(config) == "confidence" else (prm_dir, config["ref_dir"])
+        policy, *ref = (load_for_scoring(d, dtype).to(device) for d in dirs)
         keep_heap()
-        self.ref = ref
+        self.ref = ref[0] if ref else None
         self._setup(policy, AutoTokenizer.from_pretrained(prm_dir), config, batch_size, max_length)
 
     @classmethod
@@ -126,8 +174,10 @@ class ImplicitPRMScorer(PRMScorer):
         return scorer
 
     def _raw_scores(self, encoded):
+        c = self.config
+        confidence = (float(c["center"]), float(c["scale"])) if reward_of(c) == "confidence" else None
         return implicit_scores(self.model, self.ref, encoded, pad_token_id(self.tokenizer), self.batch_size,
-                               float(self.config["beta"]))
+                               float(c["beta"]), confidence)
 
 
 class ImplicitStepPRMScorer(ImplicitPRMScorer):

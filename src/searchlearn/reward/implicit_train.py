@@ -24,6 +24,13 @@ that all of a problem's solutions share leaves the pair term unchanged. A proble
 then train in one batch: problem groups are packed into batches of at most
 train.batch_size solutions (`pack_groups`; a larger group is cut into near-equal chunks).
 
+`reward="confidence"` trains the reference-free, length-normalised values instead
+(reward/implicit.py): logit_k = (ℓ̄_k − center)/scale, ℓ̄_k the mean log πθ over the
+solution's tokens up to step k's end; center and scale are the mean and standard
+deviation of the initial model's ℓ̄ over the training steps (from the same one pass
+as πref's sums), so the model starts from the policy's own confidence, standardised,
+instead of from 0 everywhere. The same BCE and pair term apply to that logit.
+
 πref is frozen, so its sums are computed once, before training, and every step runs
 one forward and backward of πθ, with the LM head only at the solution's tokens
 (learn/lm_head.py).
@@ -46,7 +53,7 @@ from typing import Sequence
 
 from searchlearn.learn import scaffold
 from searchlearn.learn.distributed import is_main_process
-from searchlearn.reward.implicit import ImplicitPRMScorer, solution_labels, token_log_probs
+from searchlearn.reward.implicit import REWARDS, ImplicitPRMScorer, reward_of, solution_labels, token_log_probs
 from searchlearn.reward.prm import (PRM_CONFIG, encode_with_starts, length_batches, pad_batch, pad_token_id,
                                     read_prm_config)
 from searchlearn.reward.prm_train import evaluate_reward_model, resolve_train_cfg
@@ -158,7 +165,8 @@ def _padded(rows: Sequence[Sequence[float]], fill: float, dtype):
 def collate(groups: Sequence[Sequence[dict]], pad_id: int, multiple: int = 1) -> dict:
     """The groups' examples as one batch: padded ids, the solution-token labels, (B, K)
     step-end positions (0 where a row has fewer steps: masked by `target_mask`),
-    targets and reference sums, and each row's group index (`group`, for the pairs)."""
+    targets and reference sums, each row's first solution token (`starts`) and its
+    group index (`group`, for the pairs)."""
     import torch
 
     batch = [e for group in groups for e in group]
@@ -169,6 +177,7 @@ def collate(groups: Sequence[Sequence[dict]], pad_id: int, multiple: int = 1) ->
             "positions": positions, "target_mask": _padded([[1] * len(b["positions"]) for b in batch], 0, torch.bool),
             "targets": _padded([b["targets"] for b in batch], 0.0, torch.float),
             "ref_q": _padded([b["ref_q"] for b in batch], 0.0, torch.float),
+            "starts": torch.tensor([b["start"] for b in batch], dtype=torch.long),
             "group": torch.tensor([g for g, group in enumerate(groups) for _ in group], dtype=torch.long)}
 
 
@@ -204,6 +213,26 @@ def reference_log_probs(ref, examples: list[dict], pad_id: int) -> list[list[flo
     return out
 
 
+def step_logits(prefix, ref_q, positions, starts, reward: dict):
+    """(B, K) logit of each trained step from πθ's prefix sums (`prefix_sums`): the
+    log-ratio's β·(q_θ − q_ref), or the reference-free (ℓ̄_k − center)/scale, ℓ̄_k the
+    mean over the solution's tokens starts..p_k (module docstring)."""
+    if reward["reward"] == "confidence":
+        counts = (positions - starts[:, None] + 1).clamp(min=1)
+        return (prefix / counts - reward["center"]) / reward["scale"]
+    return reward["beta"] * (prefix - ref_q)
+
+
+def confidence_stats(examples: Sequence[dict]) -> tuple[float, float]:
+    """(center, scale): mean and standard deviation of the initial model's per-token
+    mean log-prob up to each trained step (ℓ̄_k, from the examples' `ref_q` sums), so
+    the confidence reward starts standardised (scale 1 if they do not spread)."""
+    means = [q / (p - e["start"] + 1) for e in examples for q, p in zip(e["ref_q"], e["positions"])]
+    center = sum(means) / len(means)
+    spread = math.sqrt(sum((m - center) ** 2 for m in means) / len(means))
+    return center, (spread if spread > 0 else 1.0)
+
+
 def pair_mask(targets, mask, group):
     """(B, B, K) bool: row i ranks above row j at step index k (same group, both have
     step k, targets differ by at least PAIR_MARGIN)."""
@@ -212,14 +241,14 @@ def pair_mask(targets, mask, group):
     return same[:, :, None] & both & (targets[:, None, :] - targets[None, :, :] >= PAIR_MARGIN)
 
 
-def implicit_loss(policy_q, ref_q, targets, mask, beta: float, group=None, pairwise_weight: float = 0.0):
-    """BCE of σ(β·(q_θ − q_ref)) against each trained step's target, averaged over the
-    steps in the batch (outcome rows: one step each, so a mean over solutions); plus
-    `pairwise_weight` × the mean of −log σ(β·(m_i − m_j)) over the batch's ranking
-    pairs (`pair_mask`; nothing where the batch has none)."""
+def implicit_loss(margin, targets, mask, group=None, pairwise_weight: float = 0.0):
+    """BCE of σ(margin) (`step_logits`: β·(q_θ − q_ref) for the log-ratio) against each
+    trained step's target, averaged over the steps in the batch (outcome rows: one step
+    each, so a mean over solutions); plus `pairwise_weight` × the mean of
+    −log σ(margin_i − margin_j) over the batch's ranking pairs (`pair_mask`; nothing
+    where the batch has none)."""
     import torch.nn.functional as F
 
-    margin = beta * (policy_q - ref_q)
     loss = F.binary_cross_entropy_with_logits(margin, targets.float(), reduction="none")
     loss = (loss * mask).sum() / mask.sum().clamp(min=1)
     if pairwise_weight > 0 and group is not None:
@@ -229,7 +258,7 @@ def implicit_loss(policy_q, ref_q, targets, mask, beta: float, group=None, pairw
     return loss
 
 
-def _trainer_class(beta: float, pairwise_weight: float):
+def _trainer_class(reward: dict, pairwise_weight: float):
     from transformers import Trainer
 
     class ImplicitPRMTrainer(scaffold.grouped(Trainer)):
@@ -238,8 +267,10 @@ def _trainer_class(beta: float, pairwise_weight: float):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             labels, positions, mask = inputs.pop("labels"), inputs.pop("positions"), inputs.pop("target_mask")
             targets, ref_q, group = inputs.pop("targets"), inputs.pop("ref_q"), inputs.pop("group")
+            starts = inputs.pop("starts")
             logp = token_log_probs(model, inputs["input_ids"], inputs["attention_mask"], labels)
-            loss = implicit_loss(prefix_sums(logp, positions), ref_q, targets, mask, beta, group, pairwise_weight)
+            margin = step_logits(prefix_sums(logp, positions), ref_q, positions, starts, reward)
+            loss = implicit_loss(margin, targets, mask, group, pairwise_weight)
             return (loss, None) if return_outputs else loss
 
     return ImplicitPRMTrainer
@@ -263,19 +294,41 @@ def load_models(init_dir: str | Path):
     return policy, ref, tokenizer, ref_dir, ("warm_start" if warm else "causal_lm")
 
 
+def reward_settings(init_dir: str | Path, reward: str, beta: float, examples: Sequence[dict]) -> dict:
+    """The step logit's settings (`step_logits`, saved in prm_config.json): β, and for
+    the confidence reward its center and scale, from the initial model's sums
+    (`confidence_stats`) or, warm-starting, the earlier model's own (one reward scale
+    across rounds, as the log-ratio keeps one reference)."""
+    settings = {"reward": reward, "beta": beta}
+    if (Path(init_dir) / PRM_CONFIG).is_file():
+        earlier = read_prm_config(init_dir)
+        if reward_of(earlier) != reward:
+            raise ValueError(f"{init_dir}: an implicit PRM with the {reward_of(earlier)} reward cannot warm-start "
+                             f"one with the {reward} reward (prm.<kind>.reward changed between rounds)")
+        if reward == "confidence":
+            return {**settings, "center": float(earlier["center"]), "scale": float(earlier["scale"])}
+    if reward == "confidence":
+        center, scale = confidence_stats(examples)
+        settings.update(center=center, scale=scale)
+    return settings
+
+
 def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, out_dir: str | Path,
                    seed: int = 0, eval_rows: Sequence[dict] | None = None, beta: float = 0.05,
-                   targets: str = "outcome", pairwise_weight: float = 0.0) -> dict:
+                   targets: str = "outcome", pairwise_weight: float = 0.0, reward: str = "log_ratio") -> dict:
     """Train an implicit PRM from `init_dir` and write it to `out_dir` (causal LM,
-    tokenizer, prm_config.json with `ref_dir` and `beta`; atomically): on outcome rows
-    (`targets` outcome, kind implicit) or on every step's label (`steps`, kind
-    implicit_step). Metrics as prm_train.train_prm's, with eval AUCs from the step values."""
+    tokenizer, prm_config.json with `ref_dir`, `beta` and `reward`; atomically): on
+    outcome rows (`targets` outcome, kind implicit) or on every step's label (`steps`,
+    kind implicit_step), with the log-ratio or the reference-free confidence reward.
+    Metrics as prm_train.train_prm's, with eval AUCs from the step values."""
     from transformers import set_seed
 
     start = time.perf_counter()
     cfg = resolve_train_cfg(train_cfg)
     scaffold.configure_cpu()
     kind = kind_of(targets)
+    if reward not in REWARDS:
+        raise ValueError(f"implicit PRM reward {reward!r} not among {sorted(REWARDS)}")
     set_seed(seed)
     policy, ref, tokenizer, ref_dir, init_kind = load_models(init_dir)
     examples, counts = build_examples(tokenizer, rows, cfg["max_length"], targets)
@@ -284,14 +337,16 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     pad_id = pad_token_id(tokenizer)
     for e, s in zip(examples, reference_log_probs(ref, examples, pad_id)):
         e["ref_q"] = s
+    settings = reward_settings(init_dir, reward, beta, examples)
     trained = [y for e in examples for y in e["targets"]]
     groups = group_by_problem(examples, pairwise_weight > 0)
     packs = pack_groups(groups, cfg["batch_size"], seed) if pairwise_weight > 0 else None
     metrics = {**{f"data.{k}": v for k, v in counts.items()}, "init_kind": init_kind, "target": kind,
                "data.positive_rate": sum(trained) / len(trained), "data.groups": len(groups),
                "data.ranking_pairs": count_pairs([g for pack in packs for g in pack]) if packs else 0,
-               "data.packed_batches": len(packs) if packs else 0}
-    config = {"kind": kind, "beta": beta, "pairwise_weight": pairwise_weight, "ref_dir": str(ref_dir),
+               "data.packed_batches": len(packs) if packs else 0,
+               **{f"reward.{k}": v for k, v in settings.items() if k in ("center", "scale")}}
+    config = {"kind": kind, **settings, "pairwise_weight": pairwise_weight, "ref_dir": str(ref_dir),
               "max_length": cfg["max_length"],
               "init_dir": str(init_dir), "init_kind": init_kind, "seed": seed, "train": cfg,
               "step_separator": "\n", "prompt_format": "formatting.build_prompt"}
@@ -301,7 +356,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
         (tmp / PRM_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="prm-trainer-") as scratch:
-        trainer, curve = _build_trainer(policy, packs or groups, cfg, seed, scratch, pad_id, beta,
+        trainer, curve = _build_trainer(policy, packs or groups, cfg, seed, scratch, pad_id, settings,
                                         pairwise_weight)
         metrics.update(scaffold.fit(trainer, curve, start))
         if eval_rows and is_main_process():
@@ -311,7 +366,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     return metrics
 
 
-def _build_trainer(model, items: list, cfg: dict, seed: int, scratch: str, pad_id: int, beta: float,
+def _build_trainer(model, items: list, cfg: dict, seed: int, scratch: str, pad_id: int, reward: dict,
                    pairwise_weight: float):
     from functools import partial
 
@@ -328,7 +383,7 @@ def _build_trainer(model, items: list, cfg: dict, seed: int, scratch: str, pad_i
                                        scaffold.planned_steps(len(items), cfg),
                                        remove_unused_columns=False, include_num_input_tokens_seen="non_padding")
     curve = scaffold.loss_curve()
-    trainer = _trainer_class(beta, pairwise_weight)(
+    trainer = _trainer_class(reward, pairwise_weight)(
         model=model, args=args, train_dataset=items, callbacks=[curve],
         data_collator=partial(collator, pad_id=pad_id, multiple=cfg["pad_to_multiple_of"]))
     trainer.lengths = lengths
