@@ -61,8 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--bootstrap", type=int, default=2000)
     p.add_argument("--against", nargs="+", default=[], metavar="SCORER",
-                   help="also the candidate AUC of each of these scorers (names as in the table) minus every "
-                        "other reward model's, paired over problems (e.g. a new model against the earlier ones)")
+                   help="also the candidate AUC and the pooled step AUC of each of these scorers (names as in the "
+                        "table) minus every other reward model's, paired over problems (e.g. a new model against "
+                        "the earlier ones)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_confidence.json"))
     return p.parse_args(argv)
 
@@ -206,6 +207,20 @@ def paired_candidate_auc_difference(rows: list[dict], a: tuple, b: tuple, draws:
     return {"diff": round(float((wa - wb) / n), 4), "ci95": [round(float(lo), 4), round(float(hi), 4)]}
 
 
+def paired_step_auc_difference(rows: list[dict], a: tuple, b: tuple) -> dict:
+    """Pooled step AUC against the oracle of scorer a minus scorer b, on the steps both
+    scored, with the rerank stage's paired 95 % bootstrap over problems
+    (evaluation._oracle_auc_differences): their separate intervals overlap however
+    the two compare, since they are measured on the same steps."""
+    from searchlearn.evaluation import _oracle_auc_differences
+
+    cands = [r["candidates"] for r in rows]
+    found = _oracle_auc_differences(cands, {name: [[values(c) for c in cs] for cs in cands]
+                                            for name, (values, _) in (("b", b), ("a", a))})
+    key = "a.step_auc_oracle_minus_b"
+    return {"diff": round(found[key], 4), "ci95": [round(found[f"{key}_lo"], 4), round(found[f"{key}_hi"], 4)]}
+
+
 def _auc(found: dict, key: str) -> dict:
     """evaluation's `<key>`, `_lo`, `_hi`, `_pairs` metrics as this report's {auc, ci95, pairs}."""
     return {"auc": found.get(key), "ci95": [found.get(f"{key}_lo"), found.get(f"{key}_hi")],
@@ -252,6 +267,8 @@ def main(argv=None) -> int:
                                                    if name not in (a, "position_only")]
     report["candidate_auc_differences"] = {
         f"{a}_minus_{b}": paired_candidate_auc_difference(rows, table[a], table[b], args.bootstrap) for a, b in pairs}
+    report["step_auc_oracle_differences"] = {  # --against's: the issue's pooled measure, paired
+        f"{a}_minus_{b}": paired_step_auc_difference(rows, table[a], table[b]) for a, b in pairs if a in args.against}
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -279,6 +296,8 @@ def print_table(report: dict, n: int) -> None:
     print(f"majority @{n}: {report['scorers'][next(iter(report['scorers']))]['bon'][f'n{n}']['majority']['acc']:.3f}")
     for name, d in report["candidate_auc_differences"].items():
         print(f"candidate AUC {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+    for name, d in report.get("step_auc_oracle_differences", {}).items():
+        print(f"pooled step AUC {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
 
 
 if __name__ == "__main__":
