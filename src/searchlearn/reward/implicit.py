@@ -121,13 +121,16 @@ def implicit_scores(policy, ref, encoded: list[tuple[list[int], list[int | None]
     return out
 
 
-def reward_of(config: dict) -> str:
-    """The model's reward parameterisation (REWARDS); models from before the option are
-    log-ratio ones."""
-    reward = config.get("reward", "log_ratio")
+def check_reward(reward: str) -> str:
     if reward not in REWARDS:
         raise ValueError(f"implicit PRM reward {reward!r} not among {sorted(REWARDS)}")
     return reward
+
+
+def reward_of(config: dict) -> str:
+    """The model's reward parameterisation (REWARDS); models from before the option are
+    log-ratio ones."""
+    return check_reward(config.get("reward", "log_ratio"))
 
 
 def load_for_scoring(model_dir: str | Path, dtype):

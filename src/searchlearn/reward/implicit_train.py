@@ -27,9 +27,10 @@ train.batch_size solutions (`pack_groups`; a larger group is cut into near-equal
 `reward="confidence"` trains the reference-free, length-normalised values instead
 (reward/implicit.py): logit_k = (ℓ̄_k − center)/scale, ℓ̄_k the mean log πθ over the
 solution's tokens up to step k's end; center and scale are the mean and standard
-deviation of the initial model's ℓ̄ over the training steps (from the same one pass
-as πref's sums), so the model starts from the policy's own confidence, standardised,
-instead of from 0 everywhere. The same BCE and pair term apply to that logit.
+deviation of the initial model's ℓ̄ over the training steps (one pass of πθ before
+its first step; no reference is loaded, and a warm start keeps the earlier center and
+scale and skips the pass), so the model starts from the policy's own confidence,
+standardised, instead of from 0 everywhere. The same BCE and pair term apply to that logit.
 
 πref is frozen, so its sums are computed once, before training, and every step runs
 one forward and backward of πθ, with the LM head only at the solution's tokens
@@ -53,7 +54,8 @@ from typing import Sequence
 
 from searchlearn.learn import scaffold
 from searchlearn.learn.distributed import is_main_process
-from searchlearn.reward.implicit import REWARDS, ImplicitPRMScorer, reward_of, solution_labels, token_log_probs
+from searchlearn.reward.implicit import (ImplicitPRMScorer, check_reward, reward_of, solution_labels,
+                                         token_log_probs)
 from searchlearn.reward.prm import (PRM_CONFIG, encode_with_starts, length_batches, pad_batch, pad_token_id,
                                     read_prm_config)
 from searchlearn.reward.prm_train import evaluate_reward_model, resolve_train_cfg
@@ -276,40 +278,44 @@ def _trainer_class(reward: dict, pairwise_weight: float):
     return ImplicitPRMTrainer
 
 
-def load_models(init_dir: str | Path):
+def load_models(init_dir: str | Path, reference: bool = True):
     """(policy, frozen reference, tokenizer, ref_dir, init_kind), both models with the
     compact LM head. From a causal-LM checkpoint the reference is a copy of it; from
-    an earlier implicit PRM, that one's reference."""
+    an earlier implicit PRM, that one's reference. Without `reference` (the confidence
+    reward, which reads none) the reference is None and the policy is put where the
+    Trainer will put it, for the one pass over its initial log-probs."""
     import torch
 
     from searchlearn.learn.lm_head import add_compact_lm_head
 
     warm = (Path(init_dir) / PRM_CONFIG).is_file()
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # where Trainer puts πθ
     policy, tokenizer = scaffold.load_causal_lm(init_dir), scaffold.load_tokenizer(init_dir)
     ref_dir = read_prm_config(init_dir)["ref_dir"] if warm else str(init_dir)
-    ref = scaffold.load_causal_lm(ref_dir) if warm else copy.deepcopy(policy)
-    ref.eval().requires_grad_(False).to("cuda" if torch.cuda.is_available() else "cpu")  # where Trainer puts πθ
+    ref = None
+    if reference:
+        ref = scaffold.load_causal_lm(ref_dir) if warm else copy.deepcopy(policy)
+        ref.eval().requires_grad_(False).to(device)
+        add_compact_lm_head(ref)
+    else:
+        policy.to(device)
     add_compact_lm_head(policy)
-    add_compact_lm_head(ref)
     return policy, ref, tokenizer, ref_dir, ("warm_start" if warm else "causal_lm")
 
 
-def reward_settings(init_dir: str | Path, reward: str, beta: float, examples: Sequence[dict]) -> dict:
-    """The step logit's settings (`step_logits`, saved in prm_config.json): β, and for
-    the confidence reward its center and scale, from the initial model's sums
-    (`confidence_stats`) or, warm-starting, the earlier model's own (one reward scale
-    across rounds, as the log-ratio keeps one reference)."""
-    settings = {"reward": reward, "beta": beta}
+def reward_settings(init_dir: str | Path, reward: str, beta: float) -> dict:
+    """The step logit's settings (`step_logits`, saved in prm_config.json): β, and when
+    warm-starting the confidence reward, the earlier model's center and scale (one
+    reward scale across rounds, as the log-ratio keeps one reference; a fresh one's
+    come from `confidence_stats`). Checked before any model loads."""
+    settings = {"reward": check_reward(reward), "beta": beta}
     if (Path(init_dir) / PRM_CONFIG).is_file():
         earlier = read_prm_config(init_dir)
         if reward_of(earlier) != reward:
             raise ValueError(f"{init_dir}: an implicit PRM with the {reward_of(earlier)} reward cannot warm-start "
                              f"one with the {reward} reward (prm.<kind>.reward changed between rounds)")
         if reward == "confidence":
-            return {**settings, "center": float(earlier["center"]), "scale": float(earlier["scale"])}
-    if reward == "confidence":
-        center, scale = confidence_stats(examples)
-        settings.update(center=center, scale=scale)
+            settings.update(center=float(earlier["center"]), scale=float(earlier["scale"]))
     return settings
 
 
@@ -327,17 +333,23 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     cfg = resolve_train_cfg(train_cfg)
     scaffold.configure_cpu()
     kind = kind_of(targets)
-    if reward not in REWARDS:
-        raise ValueError(f"implicit PRM reward {reward!r} not among {sorted(REWARDS)}")
+    settings = reward_settings(init_dir, reward, beta)
     set_seed(seed)
-    policy, ref, tokenizer, ref_dir, init_kind = load_models(init_dir)
+    policy, ref, tokenizer, ref_dir, init_kind = load_models(init_dir, reference=reward == "log_ratio")
     examples, counts = build_examples(tokenizer, rows, cfg["max_length"], targets)
     if not examples:
         raise ValueError(f"no trainable implicit-PRM examples among {len(rows)} rows (all truncated or empty)")
     pad_id = pad_token_id(tokenizer)
-    for e, s in zip(examples, reference_log_probs(ref, examples, pad_id)):
-        e["ref_q"] = s
-    settings = reward_settings(init_dir, reward, beta, examples)
+    # The log-ratio needs πref's sums; the confidence reward only center and scale, from
+    # the initial model (πθ before its first step) unless a warm start fixed them.
+    if ref is not None or "center" not in settings:
+        for e, s in zip(examples, reference_log_probs(ref if ref is not None else policy, examples, pad_id)):
+            e["ref_q"] = s
+    if ref is None:
+        if "center" not in settings:
+            settings.update(zip(("center", "scale"), confidence_stats(examples)))
+        for e in examples:  # the confidence logits never read them
+            e["ref_q"] = [0.0] * len(e["positions"])
     trained = [y for e in examples for y in e["targets"]]
     groups = group_by_problem(examples, pairwise_weight > 0)
     packs = pack_groups(groups, cfg["batch_size"], seed) if pairwise_weight > 0 else None
