@@ -238,6 +238,10 @@ def main(argv=None) -> int:
     rows = merged_candidates([Path(d) for d in args.rerank_dir])
     questions = {p.id: p.question for p in test_problems(latest(loop, "problems")["path"])}
     policy = args.policy or str(Path(latest(loop, f"policy-r{args.rounds}")["path"]) / "model")
+    table = scorers(rows)  # its names need no scores yet: a bad --against fails before the model loads
+    unknown = sorted(set(args.against) - set(table))
+    if unknown:
+        raise SystemExit(f"--against {unknown}: not among the scorers {sorted(table)}")
     flat = [c for r in rows for c in r["candidates"]]
     log(f"scoring {len(flat)} candidates of {len(rows)} problems with the policy {policy} ...")
     import torch
@@ -255,14 +259,10 @@ def main(argv=None) -> int:
               "scored_tok_s": round(sum(len(ids) for ids, _, _ in encoded) / score_s, 1), "scorers": {}}
     report["pass_at_n"] = {f"n{n}": sum(any(c["correct"] for c in r["candidates"][:n]) for r in rows) / len(rows)
                            for n in args.ns}
-    table = scorers(rows)
     for name, (values, how) in table.items():
         report["scorers"][name] = measures(rows, values, how, args.ns, args.bootstrap)
     # candidate AUC differences on the same pairs, resampling problems once for both scorers
     head, models = f"confidence_{HEADLINE}", [name for name in table if not name.startswith("confidence_")]
-    unknown = sorted(set(args.against) - set(table))
-    if unknown:
-        raise SystemExit(f"--against {unknown}: not among the scorers {sorted(table)}")
     pairs = [(head, name) for name in models] + [(a, name) for a in args.against for name in models
                                                    if name not in (a, "position_only")]
     report["candidate_auc_differences"] = {

@@ -10,6 +10,17 @@ method's tokens/s relative to best-of-N on the same generator.
 Reads the policy and PRM of a finished run's round (the newest completed stage
 outputs), and runs the same comparison as the flow's `eval.scaling` stage
 (searchlearn.search.scaling) with the experiment's search settings.
+
+Every row keeps its per-problem outcomes (`solved`), so a cell compares paired, over the
+same problems, with best-of-N selectors of an `evaluate-reranking` output (its
+records.jsonl, at the same N): `--against majority@<rerank dir>` adds
+`paired[<selector>@<dir>]`, the mean per-problem difference (this cell minus that
+selector) with its 95 % bootstrap interval. `--merge` adds this run's rows to an existing
+`--out` file (a row of the same method and N is replaced), so cells run one by one:
+
+    .venv/bin/python bench/search_scaling.py --run-dir runs/bench-arms/loop --round 3 --experiment quickstart \
+        --problems 200 --kind implicit_step --scorer-dir <implicit_step stage dir> --methods beam_search \
+        --budgets 4 8 --against majority@<rerank dir> --out <file> --merge
 """
 
 from __future__ import annotations
@@ -33,6 +44,57 @@ def latest(run_dir: Path, stage: str) -> Path:
     return outs[-1]
 
 
+def rerank_records(spec: str) -> tuple[str, dict]:
+    """`selector@rerank_dir` -> (spec, {N: {problem_id: 0/1}}) from its records.jsonl."""
+    selector, _, rerank_dir = spec.partition("@")
+    path = Path(rerank_dir) / "records.jsonl"
+    if not selector or not path.exists():
+        raise SystemExit(f"--against {spec!r}: expected SELECTOR@RERANK_DIR with {path} present")
+    by_n: dict = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        for key, selectors in record.items():
+            if key.startswith("n") and key[1:].isdigit():
+                if selector not in selectors:
+                    raise SystemExit(f"--against {spec!r}: no selector {selector!r} in {path} "
+                                     f"(it has {sorted(selectors)})")
+                by_n.setdefault(int(key[1:]), {})[record["id"]] = int(selectors[selector])
+    return spec, by_n
+
+
+def paired_rows(rows: list[dict], against: list[tuple[str, dict]]) -> None:
+    """Each row's difference from each reference at its N, problem by problem."""
+    from prm_quickstart import bootstrap_diff
+
+    for row in rows:
+        for spec, by_n in against:
+            other = by_n.get(row["n"])
+            if other is None:
+                continue
+            missing = set(row["solved"]) - set(other)
+            if missing:
+                raise SystemExit(f"--against {spec}: {len(missing)} problem(s) of this run are not in its records")
+            diff = bootstrap_diff([row["solved"][k] - other[k] for k in sorted(row["solved"])])
+            row.setdefault("paired", {})[spec] = {**diff, "other": round(sum(other[k] for k in row["solved"])
+                                                                     / len(row["solved"]), 4)}
+
+
+def merged(out: Path, report: dict) -> dict:
+    """This run's report with the earlier rows of `out` whose (method, N) it did not run."""
+    if not out.exists():
+        return report
+    old = json.loads(out.read_text())
+    for key in ("experiment", "scorer", "kind", "problems"):
+        if str(old.get(key)) != str(report[key]):
+            raise SystemExit(f"--merge: {out} has {key}={old.get(key)!r}, this run {report[key]!r}")
+    ran = {(r["method"], r["n"]) for r in report["rows"]}
+    kept = [r for r in old["rows"] if (r["method"], r["n"]) not in ran]
+    wall = old.get("wall_s") if isinstance(old.get("wall_s"), dict) else {}
+    wall.update({f"{r['method']} n{r['n']}": r["seconds"] for r in report["rows"]})
+    return {**old, **report, "rows": kept + report["rows"], "wall_s": wall,
+            "commands": [*old.get("commands", []), *report["commands"]]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run-dir", required=True)
@@ -48,7 +110,11 @@ def main() -> None:
     ap.add_argument("--out", help="write the rows (with 95 %% intervals) and the settings here as JSON")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--override", nargs="*", default=[], help="config overrides, e.g. search.mcts.expansions=2")
+    ap.add_argument("--against", nargs="+", default=[], metavar="SELECTOR@RERANK_DIR",
+                    help="paired differences against these best-of-N selectors at the same N (e.g. majority@<dir>)")
+    ap.add_argument("--merge", action="store_true", help="add the rows to --out's existing rows")
     args = ap.parse_args()
+    against = [rerank_records(spec) for spec in args.against]  # a bad spec fails before any model loads
 
     from omegaconf import OmegaConf
     from prm_quickstart import interval  # bench/ is this script's directory
@@ -74,14 +140,16 @@ def main() -> None:
     wall = time.perf_counter() - start
     for r in rows:  # normal 95 % interval over problems (they are independent)
         r.update(problems=len(problems), ci95=interval(r["accuracy"], len(problems)))
+    paired_rows(rows, against)
     bon = {r["n"]: r["tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
-    print(json.dumps(rows))
+    print(json.dumps([{k: v for k, v in r.items() if k != "solved"} for r in rows]))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({
-            "experiment": args.experiment, "policy": str(policy), "scorer": str(scorer_dir), "kind": args.kind,
-            "problems": len(problems), "backend": args.backend, "wall_s": round(wall, 1),
-            "search": search_cfg, "rows": rows}, indent=2) + "\n")
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        report = {"experiment": args.experiment, "policy": str(policy), "scorer": str(scorer_dir),
+                  "kind": args.kind, "problems": len(problems), "backend": args.backend, "wall_s": round(wall, 1),
+                  "search": search_cfg, "rows": rows, "commands": [" ".join([".venv/bin/python", *sys.argv])]}
+        out.write_text(json.dumps(merged(out, report) if args.merge else report, indent=2) + "\n")
     print(f"\npolicy {policy}\n{args.kind} {scorer}\n{len(problems)} held-out problems, backend {args.backend}, "
           f"wall {wall:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
     gen_bon = {r["n"]: r["gen_tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
@@ -92,6 +160,9 @@ def main() -> None:
         gen_ratio = f"{r['gen_tokens_per_s'] / gen_bon[r['n']]:.2f}" if gen_bon.get(r["n"]) else "-"
         print(f"{r['method']:14s} {r['n']:3d} {r['accuracy']:6.3f} {r['tokens_per_problem']:12.0f} "
               f"{r['tokens_per_s']:7.0f} {ratio:>7s} {r['gen_tokens_per_s']:10.0f} {gen_ratio:>7s}")
+        for spec, d in r.get("paired", {}).items():
+            print(f"{'':18s} minus {spec}: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] "
+                  f"(that selector {d['other']:.3f})")
 
 
 if __name__ == "__main__":

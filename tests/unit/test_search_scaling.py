@@ -31,6 +31,8 @@ def test_a_scorer_turns_the_same_samples_into_a_right_pick_and_tokens_add_up():
     rows = scaling_curve([problem()], gen, TableScorer(SCORES), ["bon_majority", "bon_weighted"], [4], SEARCH)
     by = {r["method"]: r for r in rows}
     assert by["bon_majority"]["accuracy"] == 0.0 and by["bon_weighted"]["accuracy"] == 1.0
+    pid = problem().id  # per-problem outcomes, for paired comparisons across methods
+    assert by["bon_majority"]["solved"] == {pid: 0} and by["bon_weighted"]["solved"] == {pid: 1}
     assert by["bon_majority"]["tokens"] == by["bon_weighted"]["tokens"] > 0  # same budget, same samples
     assert sum(r["tokens"] for r in rows) == gen.stats.tokens
     assert by["bon_weighted"]["tokens_per_problem"] == by["bon_weighted"]["tokens"]

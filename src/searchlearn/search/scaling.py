@@ -83,6 +83,8 @@ def scaling_curve(
                 # scorer's cost (tokens_per_s includes scoring and bookkeeping).
                 "generate_seconds": round(gen_seconds, 3),
                 "gen_tokens_per_s": round(tokens / gen_seconds, 1) if gen_seconds > 0 else 0.0,
+                # Per problem, so two methods run on the same problems compare paired.
+                "solved": {r.problem_id: int(r.solved) for r in results},
             })
             if progress:
                 progress(f"{method.label} n={n}: acc {rows[-1]['accuracy']:.3f}, "
