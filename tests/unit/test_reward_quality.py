@@ -123,7 +123,7 @@ def test_pairwise_term_ranks_a_problems_solutions_at_the_same_step_only():
 def test_step_logits_of_the_log_ratio_and_of_the_reference_free_confidence():
     """log_ratio: β·(q_θ − q_ref). confidence: the mean log-prob over the solution's
     tokens start..p_k, standardised by the initial model's center and scale, which
-    confidence_stats takes from the reference sums of the training steps."""
+    confidence_stats takes from the initial model's sums over the training steps."""
     import torch
 
     from searchlearn.reward.implicit import confidence_values, step_values
@@ -147,10 +147,10 @@ def test_step_logits_of_the_log_ratio_and_of_the_reference_free_confidence():
     assert got[0] == pytest.approx([sig(0.0), sig(0.5)]) and got[1][0] == pytest.approx(sig(-2.0))
     assert got[1][1] is None
     assert step_values(logp, [[5, None]], beta=1.0)[0] == [pytest.approx(sig(-2.0)), None]
-    examples = [{"start": 4, "positions": [5, 7], "ref_q": [-2.0, -3.0]}, {"start": 7, "positions": [9], "ref_q": [-6.0]}]
-    center, scale = confidence_stats(examples)  # the means: -1.0, -0.75, -2.0
+    examples = [{"start": 4, "positions": [5, 7]}, {"start": 7, "positions": [9]}]
+    center, scale = confidence_stats(examples, [[-2.0, -3.0], [-6.0]])  # the means: -1.0, -0.75, -2.0
     assert center == pytest.approx(-1.25) and scale == pytest.approx(math.sqrt((0.0625 + 0.25 + 0.5625) / 3))
-    assert confidence_stats([{"start": 4, "positions": [5], "ref_q": [-2.0]}]) == (-1.0, 1.0)  # no spread: scale 1
+    assert confidence_stats([{"start": 4, "positions": [5]}], [[-2.0]]) == (-1.0, 1.0)  # no spread: scale 1
 
 
 def test_examples_group_by_problem_only_for_the_pairwise_term():

@@ -225,14 +225,30 @@ def step_logits(prefix, ref_q, positions, starts, reward: dict):
     return reward["beta"] * (prefix - ref_q)
 
 
-def confidence_stats(examples: Sequence[dict]) -> tuple[float, float]:
+def confidence_stats(examples: Sequence[dict], sums: Sequence[Sequence[float]]) -> tuple[float, float]:
     """(center, scale): mean and standard deviation of the initial model's per-token
-    mean log-prob up to each trained step (ℓ̄_k, from the examples' `ref_q` sums), so
+    mean log-prob up to each trained step (ℓ̄_k, from its prefix `sums` per example), so
     the confidence reward starts standardised (scale 1 if they do not spread)."""
-    means = [q / (p - e["start"] + 1) for e in examples for q, p in zip(e["ref_q"], e["positions"])]
+    means = [q / (p - e["start"] + 1) for e, qs in zip(examples, sums) for q, p in zip(qs, e["positions"])]
     center = sum(means) / len(means)
     spread = math.sqrt(sum((m - center) ** 2 for m in means) / len(means))
     return center, (spread if spread > 0 else 1.0)
+
+
+def attach_reference(examples: list[dict], ref, policy, settings: dict, pad_id: int) -> None:
+    """Set each example's `ref_q`: πref's prefix sums for the log-ratio (`ref` given).
+    The confidence reward reads no reference, only center and scale; those come from
+    the initial model (πθ before its first step, one scoring pass) unless a warm start
+    already fixed them in `settings`, which this fills in place."""
+    if ref is not None:
+        sums = reference_log_probs(ref, examples, pad_id)
+    else:
+        if "center" not in settings:
+            initial = reference_log_probs(policy, examples, pad_id)
+            settings.update(zip(("center", "scale"), confidence_stats(examples, initial)))
+        sums = [[0.0] * len(e["positions"]) for e in examples]  # the confidence logits never read them
+    for e, s in zip(examples, sums):
+        e["ref_q"] = s
 
 
 def pair_mask(targets, mask, group):
@@ -340,16 +356,7 @@ def train_implicit(init_dir: str | Path, rows: Sequence[dict], train_cfg: dict, 
     if not examples:
         raise ValueError(f"no trainable implicit-PRM examples among {len(rows)} rows (all truncated or empty)")
     pad_id = pad_token_id(tokenizer)
-    # The log-ratio needs πref's sums; the confidence reward only center and scale, from
-    # the initial model (πθ before its first step) unless a warm start fixed them.
-    if ref is not None or "center" not in settings:
-        for e, s in zip(examples, reference_log_probs(ref if ref is not None else policy, examples, pad_id)):
-            e["ref_q"] = s
-    if ref is None:
-        if "center" not in settings:
-            settings.update(zip(("center", "scale"), confidence_stats(examples)))
-        for e in examples:  # the confidence logits never read them
-            e["ref_q"] = [0.0] * len(e["positions"])
+    attach_reference(examples, ref, policy, settings, pad_id)
     trained = [y for e in examples for y in e["targets"]]
     groups = group_by_problem(examples, pairwise_weight > 0)
     packs = pack_groups(groups, cfg["batch_size"], seed) if pairwise_weight > 0 else None
