@@ -47,6 +47,10 @@ the newest-by-mtime choice of `latest` moves with every ablation):
 
     .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-n 1 2 4 8 16 32 \
         --models prm=runs/bench-arms/loop/artifacts/prm-r3/cf0244a4fe00f74b --out bench/results/prm_bon32.json
+
+`--test-seed S` reranks on a fresh held-out set (the generator's test split at seed S,
+less the run's own test questions) instead of the 200 test problems every variant was
+chosen on: a confirmation of figures picked as the best of several.
 """
 
 from __future__ import annotations
@@ -89,8 +93,41 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the flow's search stage as round rounds+1), only those with both right and wrong answers "
                         "labelled, every distinct sample of each: many more within-problem contrasts than the rounds' "
                         "own 4 (the problems are drawn from the whole pool, so some may repeat a round's)")
+    p.add_argument("--test-seed", type=int, metavar="S",
+                   help="rerank on a fresh held-out set instead of the run's test split: the arithmetic "
+                        "generator's test split at seed S (never in any seed's training pool: the split is fixed by "
+                        "the question text), less any question of the run's own test set. A confirmation set: "
+                        "variants chosen on the run's test problems are re-measured on problems that chose nothing")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm.json"))
     return p.parse_args(argv)
+
+
+def fresh_test_set(cfg, run_dir: Path, problems: dict, seed: int, count: int) -> tuple[dict, dict]:
+    """--test-seed: `count` held-out problems of the arithmetic generator at `seed` that
+    the run's own test split does not hold (ids arith-s{seed}-NNNNN, so records never
+    mix with the run's), as a prepare-eval-problems stage output, and what was dropped."""
+    from searchlearn.problems.base import Problem, read_problems, write_problems
+    from searchlearn.problems.sources import load_splits
+    from searchlearn.stages.common import section
+    from searchlearn.stages.data import eval_file_stage
+
+    spec = section(cfg.problems)
+    if spec["source"] != "arithmetic":
+        raise SystemExit(f"--test-seed needs problems.source=arithmetic, the run has {spec['source']}")
+    used = {p.question for p in read_problems(Path(problems["path"]) / "test.jsonl")}
+    _, test = load_splits({**spec, "seed": seed, "train_size": 0, "test_size": count + len(used)})
+    kept, dropped = [], 0
+    for p in test:
+        if len(kept) == count:
+            break
+        if p.question in used:
+            dropped += 1
+        else:
+            kept.append(Problem(f"arith-s{seed}-{len(kept):05d}", p.question, p.answer, p.solution, p.meta))
+    path = run_dir / f"test-seed{seed}.jsonl"
+    write_problems(path, kept)
+    return eval_file_stage(str(path), fmt="problems").run(str(run_dir)), {"seed": seed, "problems": len(kept),
+                                                                            "dropped_as_in_run_test": dropped}
 
 
 def log(*parts) -> None:
@@ -188,11 +225,17 @@ def main(argv=None) -> int:
     cfg = config(args, run_dir)
     start = time.perf_counter()
     problems = latest(run_dir, "problems")
+    held_out = problems
+    if args.test_seed is not None:  # before any model loads: a wrong source fails here
+        held_out, report_test = fresh_test_set(cfg, run_dir, problems, args.test_seed, args.rerank_problems)
+        log(f"fresh held-out set: {json.dumps(report_test)}")
     policies = [latest(run_dir, "policy-init")] + [latest(run_dir, f"policy-r{r}") for r in range(1, args.rounds + 1)]
     report: dict = {"experiment": args.experiment, "loop_dir": str(run_dir), "kinds": args.kinds,
                     "prm": {k: v for k, v in json.loads(json.dumps(dict(cfg.prm), default=str)).items()
                             if k not in ("implicit", "implicit_step", "train")},
                     "prm_train": dict(cfg.prm.train), "rounds": {}}
+    if args.test_seed is not None:
+        report["test_set"] = report_test
     if args.models:  # rerank named models: nothing to label or train; their training metrics from their stage
         models = named_models(args.models)
         trained = {k: {"dir": m["path"], **{key: v for key, v in m.items() if key not in ("path", "sha")}}
@@ -206,7 +249,7 @@ def main(argv=None) -> int:
     log(f"reranking best-of-{max(args.rerank_n)} on {args.rerank_problems} held-out problems ...")
     t = time.perf_counter()
     chosen = {k: models[k] for k in args.rerank_kinds or args.kinds}
-    rerank = rerank_stage(cfg, policies[-1], problems, chosen, args.rounds).run(str(run_dir))
+    rerank = rerank_stage(cfg, policies[-1], held_out, chosen, args.rounds).run(str(run_dir))
     report["rerank_seconds"] = round(time.perf_counter() - t, 1)
     records = [json.loads(line) for line in (Path(rerank["path"]) / "records.jsonl").read_text().splitlines()]
     report["rerank"] = {k: v for k, v in rerank.items() if k not in ("path", "sha")}

@@ -191,3 +191,23 @@ def test_upstream_artifacts_enter_by_content_hash_not_path(stages):
     retrained = sft_stage(cfg, {**ref("base"), "sha": "another"}, ref("problems"))
     assert a.key == moved.key != retrained.key
     assert a.out_dir("/runs/x").parent == Path("/runs/x/artifacts/policy-init")
+
+
+def test_an_eval_file_in_the_projects_format_keeps_the_oracles_equations(tmp_path):
+    """eval_file_stage(fmt="problems") (bench/prm_quickstart.py --test-seed's fresh
+    held-out set) passes problems through whole, meta included, which the step oracle
+    reads; the file enters the key by content, and the format is part of the key."""
+    from searchlearn.problems.arithmetic import make_splits
+    from searchlearn.problems.base import read_problems, write_problems
+    from searchlearn.stages.data import eval_file_stage
+
+    _, test = make_splits(0, 5, 1, 4, 100, seed=3)
+    src = tmp_path / "fresh.jsonl"
+    write_problems(src, test)
+    stage = eval_file_stage(str(src), fmt="problems")
+    got = read_problems(Path(stage.run(str(tmp_path / "run"))["path"]) / "test.jsonl")
+    assert [(p.id, p.question, p.meta) for p in got] == [(p.id, p.question, p.meta) for p in test]
+    assert all(p.meta["equations"] for p in got)
+    assert stage.key != eval_file_stage(str(src)).key  # gsm8k format: another stage
+    write_problems(src, test[:4])
+    assert eval_file_stage(str(src), fmt="problems").key != stage.key

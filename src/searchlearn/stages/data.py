@@ -20,10 +20,11 @@ def problems_stage(cfg) -> Stage:
                  {"problems_cfg": problems, "num_demos": cfg.init.num_demos}, files=files)
 
 
-def eval_file_stage(path: str) -> Stage:
-    """prepare-eval-problems for any GSM8K-format JSONL file (keyed by its content)."""
+def eval_file_stage(path: str, fmt: str = "gsm8k") -> Stage:
+    """prepare-eval-problems for a JSONL file (keyed by its content): GSM8K-format, or
+    the project's own (`problems`, which keeps the oracle's reference equations)."""
     path = str(Path(path).resolve())
-    return Stage("prepare-eval-problems", "eval-problems", eval_problems, {"path": path, "fmt": "gsm8k"},
+    return Stage("prepare-eval-problems", "eval-problems", eval_problems, {"path": path, "fmt": fmt},
                  files=(path,))
 
 
