@@ -227,16 +227,31 @@ def _auc(found: dict, key: str) -> dict:
             "pairs": found.get(f"{key}_pairs")}
 
 
+def known_questions(loop: Path) -> dict[str, str]:
+    """id -> question over the run's test split and every eval set prepared in it (a
+    fresh held-out set of bench/prm_quickstart.py --test-seed among them), so a rerank
+    on any of them can be read; an id standing for two questions is an error."""
+    from searchlearn.stages.data import test_problems
+
+    dirs = [Path(latest(loop, "problems")["path"])]
+    dirs += sorted(d for d in (loop / "artifacts" / "eval-problems").glob("*") if (d / "_COMPLETE").exists())
+    questions: dict[str, str] = {}
+    for d in dirs:
+        for p in test_problems(d):
+            if questions.setdefault(p.id, p.question) != p.question:
+                raise SystemExit(f"problem id {p.id} names two questions (in {d}); cannot tell which was reranked")
+    return questions
+
+
 def main(argv=None) -> int:
     from searchlearn.formatting import build_prompt
     from searchlearn.learn.scaffold import configure_cpu, load_tokenizer
-    from searchlearn.stages.data import test_problems
 
     args = parse_args(argv)
     configure_cpu()
     loop, start = Path(args.loop_dir).resolve(), time.perf_counter()
     rows = merged_candidates([Path(d) for d in args.rerank_dir])
-    questions = {p.id: p.question for p in test_problems(latest(loop, "problems")["path"])}
+    questions = known_questions(loop)
     policy = args.policy or str(Path(latest(loop, f"policy-r{args.rounds}")["path"]) / "model")
     table = scorers(rows)  # its names need no scores yet: a bad --against fails before the model loads
     unknown = sorted(set(args.against) - set(table))
