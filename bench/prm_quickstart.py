@@ -114,6 +114,8 @@ def fresh_test_set(cfg, run_dir: Path, problems: dict, seed: int, count: int) ->
     spec = section(cfg.problems)
     if spec["source"] != "arithmetic":
         raise SystemExit(f"--test-seed needs problems.source=arithmetic, the run has {spec['source']}")
+    if count < 1:
+        raise SystemExit("--test-seed draws --rerank-problems problems: give a count of at least 1")
     used = {p.question for p in read_problems(Path(problems["path"]) / "test.jsonl")}
     _, test = load_splits({**spec, "seed": seed, "train_size": 0, "test_size": count + len(used)})
     kept, dropped = [], 0
