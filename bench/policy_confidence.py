@@ -27,6 +27,9 @@ them are measured on the same 200 held-out problems, so none was chosen on them.
     .venv/bin/python bench/policy_confidence.py --loop-dir runs/bench-arms/loop \\
         --rerank-dir runs/bench-arms/loop/artifacts/rerank-r3/<dir> [<dir> ...]
 
+`--skip-policy` compares only the reward models the reranks scored (no policy pass, no
+confidence scorer; seconds instead of minutes), e.g. a new model `--against` the rest.
+
 Writes bench/results/policy_confidence.json.
 """
 
@@ -64,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also the candidate AUC and the pooled step AUC of each of these scorers (names as in the "
                         "table) minus every other reward model's, paired over problems (e.g. a new model against "
                         "the earlier ones)")
+    p.add_argument("--skip-policy", action="store_true",
+                   help="compare only the reward models the reranks scored: no policy pass (minutes) and no "
+                        "confidence scorer")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_confidence.json"))
     return p.parse_args(argv)
 
@@ -166,12 +172,13 @@ def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
     return out
 
 
-def scorers(rows: list[dict]) -> dict:
+def scorers(rows: list[dict], with_policy: bool = True) -> dict:
     """name -> (a candidate's step values, their aggregation): the content-blind
-    position scorer, the policy's confidence by each aggregation, and every reward
-    model the rerank scored (a process model by its weakest step)."""
+    position scorer, the policy's confidence by each aggregation (unless without the
+    policy), and every reward model the rerank scored (a process model by its weakest step)."""
     out = {"position_only": (lambda c: [1 / (k + 1) for k in range(len(c["steps"]))], "min")}
-    out.update({f"confidence_{how}": (lambda c: c["confidence"], how) for how in AGGREGATIONS})
+    if with_policy:
+        out.update({f"confidence_{how}": (lambda c: c["confidence"], how) for how in AGGREGATIONS})
     for name in rows[0]["candidates"][0]["scores"]:
         selector = name.split("@")[0]
         how = selector.rsplit("_", 1)[1] if selector.endswith(("_min", "_last")) else "last"
@@ -244,42 +251,27 @@ def known_questions(loop: Path) -> dict[str, str]:
 
 
 def main(argv=None) -> int:
-    from searchlearn.formatting import build_prompt
-    from searchlearn.learn.scaffold import configure_cpu, load_tokenizer
-
     args = parse_args(argv)
-    configure_cpu()
     loop, start = Path(args.loop_dir).resolve(), time.perf_counter()
     rows = merged_candidates([Path(d) for d in args.rerank_dir])
-    questions = known_questions(loop)
-    policy = args.policy or str(Path(latest(loop, f"policy-r{args.rounds}")["path"]) / "model")
-    table = scorers(rows)  # its names need no scores yet: a bad --against fails before the model loads
-    unknown = sorted(set(args.against) - set(table))
+    table = scorers(rows, with_policy=not args.skip_policy)
+    unknown = sorted(set(args.against) - set(table))  # names need no scores yet: fails before any model loads
     if unknown:
         raise SystemExit(f"--against {unknown}: not among the scorers {sorted(table)}")
     flat = [c for r in rows for c in r["candidates"]]
-    log(f"scoring {len(flat)} candidates of {len(rows)} problems with the policy {policy} ...")
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    tokenizer = load_tokenizer(policy)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32).eval()
-    encoded = [encode(tokenizer, build_prompt(questions[r["id"]]), c["steps"]) for r in rows for c in r["candidates"]]
-    t = time.perf_counter()
-    for c, step_lp in zip(flat, step_log_probs(model, tokenizer, encoded, args.batch_size)):
-        c["confidence"] = confidence_values(step_lp)
-    score_s = time.perf_counter() - t
-    report = {"rerank_dirs": [str(Path(d).resolve()) for d in args.rerank_dir], "policy": policy, "problems": len(rows),
-              "candidates": len(flat), "headline_aggregation": HEADLINE, "score_seconds": round(score_s, 1),
-              "scored_tok_s": round(sum(len(ids) for ids, _, _ in encoded) / score_s, 1), "scorers": {}}
+    report = {"rerank_dirs": [str(Path(d).resolve()) for d in args.rerank_dir], "problems": len(rows),
+              "candidates": len(flat), "headline_aggregation": HEADLINE, "scorers": {}}
+    if not args.skip_policy:
+        report.update(score_with_policy(args, loop, rows))
     report["pass_at_n"] = {f"n{n}": sum(any(c["correct"] for c in r["candidates"][:n]) for r in rows) / len(rows)
                            for n in args.ns}
     for name, (values, how) in table.items():
         report["scorers"][name] = measures(rows, values, how, args.ns, args.bootstrap)
     # candidate AUC differences on the same pairs, resampling problems once for both scorers
     head, models = f"confidence_{HEADLINE}", [name for name in table if not name.startswith("confidence_")]
-    pairs = [(head, name) for name in models] + [(a, name) for a in args.against for name in models
-                                                   if name not in (a, "position_only")]
+    pairs = [(a, name) for a in args.against for name in models if name not in (a, "position_only")]
+    if not args.skip_policy:
+        pairs = [(head, name) for name in models] + pairs
     report["candidate_auc_differences"] = {
         f"{a}_minus_{b}": paired_candidate_auc_difference(rows, table[a], table[b], args.bootstrap) for a, b in pairs}
     report["step_auc_oracle_differences"] = {  # --against's: the issue's pooled measure, paired
@@ -290,6 +282,31 @@ def main(argv=None) -> int:
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report, max(args.ns))
     return 0
+
+
+def score_with_policy(args, loop: Path, rows: list[dict]) -> dict:
+    """The policy's own confidence for every candidate (`c["confidence"]`, in place) and
+    what that pass cost."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from searchlearn.formatting import build_prompt
+    from searchlearn.learn.scaffold import configure_cpu, load_tokenizer
+
+    configure_cpu()
+    questions = known_questions(loop)
+    policy = args.policy or str(Path(latest(loop, f"policy-r{args.rounds}")["path"]) / "model")
+    flat = [c for r in rows for c in r["candidates"]]
+    log(f"scoring {len(flat)} candidates of {len(rows)} problems with the policy {policy} ...")
+    tokenizer = load_tokenizer(policy)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32).eval()
+    encoded = [encode(tokenizer, build_prompt(questions[r["id"]]), c["steps"]) for r in rows for c in r["candidates"]]
+    t = time.perf_counter()
+    for c, step_lp in zip(flat, step_log_probs(model, tokenizer, encoded, args.batch_size)):
+        c["confidence"] = confidence_values(step_lp)
+    score_s = time.perf_counter() - t
+    return {"policy": policy, "score_seconds": round(score_s, 1),
+            "scored_tok_s": round(sum(len(ids) for ids, _, _ in encoded) / score_s, 1)}
 
 
 def print_table(report: dict, n: int) -> None:
