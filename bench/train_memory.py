@@ -23,6 +23,8 @@ the save), and the RSS curve at 20 points.
     .venv/bin/python bench/train_memory.py                    # 1 16 32, 600 rows, 2 epochs (~17 min)
     .venv/bin/python bench/train_memory.py --loop-dir runs/bench-arms/loop --rows 0 --eval --multiples 16
     .venv/bin/python bench/train_memory.py --multiples 16 --onednn-cache 1024 64 0
+    .venv/bin/python bench/train_memory.py --multiples 16 --rewards log_ratio confidence \
+        --out bench/results/train_memory_reward.json
 
 The last one is why searchlearn caps oneDNN's primitive cache (searchlearn.memory
 .limit_onednn_cache): at its default of 1,024 primitives, each batch shape's compiled
@@ -58,11 +60,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--loop-dir", help="a finished quickstart run: train on its labelled steps (all rounds)")
     p.add_argument("--eval", action="store_true", help="hold out 15 %% of the problems and score them after training")
     p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--rewards", nargs="+", default=["log_ratio"], choices=["log_ratio", "confidence"],
+                   help="prm.implicit_step.reward values, one cell each: the log-ratio holds a frozen reference "
+                        "beside the policy, the confidence reward none")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--model-dir", help="a HF checkpoint dir; default: SmolLM2 converted into --work-dir")
     p.add_argument("--work-dir", default="/tmp/searchlearn-bench")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_memory.json"))
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # internal: one cell's multiple
+    p.add_argument("--reward", default="log_ratio", help=argparse.SUPPRESS)  # internal: one cell's reward
     return p.parse_args(argv)
 
 
@@ -157,8 +163,8 @@ def worker(args) -> None:
                              (implicit_train, "evaluate_reward_model"), (scaffold, "save")):
             phases.wrap(module, name)
         metrics = implicit_train.train_implicit(model_dir, train, cfg, out, seed=0, eval_rows=held_out or None,
-                                                targets="steps")
-    row = {"pad_to_multiple_of": args.worker, "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
+                                                targets="steps", reward=args.reward)
+    row = {"reward": args.reward, "pad_to_multiple_of": args.worker, "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
            "rows": len(train), "held_out_rows": len(held_out),
            "epochs": args.epochs, "examples": metrics["data.examples"], "steps": metrics["train.steps"],
            "train_s": metrics["train.train_s"], "tok_s": metrics["train.tokens_per_s"],
@@ -189,14 +195,14 @@ def curve(samples: list[tuple[float, float]], points: int = 20) -> list[float]:
             for i in range(points)]
 
 
-def run_cell(args, multiple: int, onednn_cache: int | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", str(multiple), "--rows", str(args.rows), "--epochs",
+def run_cell(args, multiple: int, onednn_cache: int | None = None, reward: str = "log_ratio") -> dict:
+    cmd = [sys.executable, __file__, "--worker", str(multiple), "--reward", reward, "--rows", str(args.rows), "--epochs",
            str(args.epochs), "--batch-size", str(args.batch_size), "--work-dir", args.work_dir]
     cmd += ["--model-dir", args.model_dir] if args.model_dir else []
     cmd += ["--loop-dir", args.loop_dir] if args.loop_dir else []
     cmd += ["--eval"] if args.eval else []
     extra = {} if onednn_cache is None else {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(onednn_cache)}
-    return run_child(cmd, f"pad_to_multiple_of={multiple}, onednn cache {onednn_cache}", extra)
+    return run_child(cmd, f"{reward}, pad_to_multiple_of={multiple}, onednn cache {onednn_cache}", extra)
 
 
 def main(argv=None) -> int:
@@ -209,16 +215,17 @@ def main(argv=None) -> int:
 
         args.model_dir = ensure_model(args)  # once, before the cells time anything
     cells = []
-    for cache in args.onednn_cache or [None]:
-        for multiple in args.multiples:
-            log(f"implicit_step, pad_to_multiple_of={multiple}, oneDNN cache {'default' if cache is None else cache}, "
-                f"{args.rows} rows x {args.epochs} epochs ...")
-            cells.append(run_cell(args, multiple, cache))
-            log(json.dumps(cells[-1]))
-    print(f"{'oneDNN':>6} {'multiple':>8} {'train s':>8} {'tok/s':>7} {'loss':>13} {'fit 1st half':>12} {'fit 2nd half':>12} "
+    for reward in args.rewards:
+        for cache in args.onednn_cache or [None]:
+            for multiple in args.multiples:
+                log(f"implicit_step ({reward}), pad_to_multiple_of={multiple}, oneDNN cache "
+                    f"{'default' if cache is None else cache}, {args.rows} rows x {args.epochs} epochs ...")
+                cells.append(run_cell(args, multiple, cache, reward))
+                log(json.dumps(cells[-1]))
+    print(f"{'reward':>10} {'oneDNN':>6} {'multiple':>8} {'train s':>8} {'tok/s':>7} {'loss':>13} {'fit 1st half':>12} {'fit 2nd half':>12} "
           f"{'eval':>6} {'peak GiB':>8}")
     for c in cells:
-        print(f"{c['onednn_cache']!s:>6} {c['pad_to_multiple_of']:>8} {c['train_s']:>8} {c['tok_s']:>7} "
+        print(f"{c['reward']:>10} {c['onednn_cache']!s:>6} {c['pad_to_multiple_of']:>8} {c['train_s']:>8} {c['tok_s']:>7} "
               f"{c['loss_first']:>6.3f}->{c['loss_last']:<6.3f} {c['peak_fit_first_half_gib']!s:>12} "
               f"{c['peak_fit_second_half_gib']!s:>12} {c.get('peak_evaluate_reward_model_gib')!s:>6} "
               f"{c['peak_rss_gib']:>8}")
