@@ -106,7 +106,9 @@ def fresh_test_set(cfg, run_dir: Path, problems: dict, seed: int, count: int) ->
     """--test-seed: `count` held-out problems of the arithmetic generator at `seed` that
     the run's own test split does not hold (ids arith-s{seed}-NNNNN, so records never
     mix with the run's), as a prepare-eval-problems stage output, and what was dropped."""
-    from searchlearn.problems.base import Problem, read_problems, write_problems
+    from dataclasses import replace
+
+    from searchlearn.problems.base import read_problems, write_problems
     from searchlearn.problems.sources import load_splits
     from searchlearn.stages.common import section
     from searchlearn.stages.data import eval_file_stage
@@ -125,7 +127,7 @@ def fresh_test_set(cfg, run_dir: Path, problems: dict, seed: int, count: int) ->
         if p.question in used:
             dropped += 1
         else:
-            kept.append(Problem(f"arith-s{seed}-{len(kept):05d}", p.question, p.answer, p.solution, p.meta))
+            kept.append(replace(p, id=f"arith-s{seed}-{len(kept):05d}"))
     path = run_dir / f"test-seed{seed}.jsonl"
     write_problems(path, kept)
     return eval_file_stage(str(path), fmt="problems").run(str(run_dir)), {"seed": seed, "problems": len(kept),
@@ -226,18 +228,15 @@ def main(argv=None) -> int:
     run_dir = Path(args.loop_dir).resolve()
     cfg = config(args, run_dir)
     start = time.perf_counter()
-    problems = latest(run_dir, "problems")
-    held_out = problems
-    if args.test_seed is not None:  # before any model loads: a wrong source fails here
-        held_out, report_test = fresh_test_set(cfg, run_dir, problems, args.test_seed, args.rerank_problems)
-        log(f"fresh held-out set: {json.dumps(report_test)}")
+    problems = held_out = latest(run_dir, "problems")
     policies = [latest(run_dir, "policy-init")] + [latest(run_dir, f"policy-r{r}") for r in range(1, args.rounds + 1)]
     report: dict = {"experiment": args.experiment, "loop_dir": str(run_dir), "kinds": args.kinds,
                     "prm": {k: v for k, v in json.loads(json.dumps(dict(cfg.prm), default=str)).items()
                             if k not in ("implicit", "implicit_step", "train")},
                     "prm_train": dict(cfg.prm.train), "rounds": {}}
-    if args.test_seed is not None:
-        report["test_set"] = report_test
+    if args.test_seed is not None:  # before any model loads: a wrong source fails here
+        held_out, report["test_set"] = fresh_test_set(cfg, run_dir, problems, args.test_seed, args.rerank_problems)
+        log(f"fresh held-out set: {json.dumps(report['test_set'])}")
     if args.models:  # rerank named models: nothing to label or train; their training metrics from their stage
         models = named_models(args.models)
         trained = {k: {"dir": m["path"], **{key: v for key, v in m.items() if key not in ("path", "sha")}}
