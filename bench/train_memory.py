@@ -164,7 +164,8 @@ def worker(args) -> None:
             phases.wrap(module, name)
         metrics = implicit_train.train_implicit(model_dir, train, cfg, out, seed=0, eval_rows=held_out or None,
                                                 targets="steps", reward=args.reward)
-    row = {"reward": args.reward, "pad_to_multiple_of": args.worker, "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
+    row = {"reward": args.reward, "pad_to_multiple_of": args.worker,
+           "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
            "rows": len(train), "held_out_rows": len(held_out),
            "epochs": args.epochs, "examples": metrics["data.examples"], "steps": metrics["train.steps"],
            "train_s": metrics["train.train_s"], "tok_s": metrics["train.tokens_per_s"],
@@ -195,9 +196,9 @@ def curve(samples: list[tuple[float, float]], points: int = 20) -> list[float]:
             for i in range(points)]
 
 
-def run_cell(args, multiple: int, onednn_cache: int | None = None, reward: str = "log_ratio") -> dict:
-    cmd = [sys.executable, __file__, "--worker", str(multiple), "--reward", reward, "--rows", str(args.rows), "--epochs",
-           str(args.epochs), "--batch-size", str(args.batch_size), "--work-dir", args.work_dir]
+def run_cell(args, multiple: int, onednn_cache: int | None, reward: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", str(multiple), "--reward", reward, "--rows", str(args.rows),
+           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--work-dir", args.work_dir]
     cmd += ["--model-dir", args.model_dir] if args.model_dir else []
     cmd += ["--loop-dir", args.loop_dir] if args.loop_dir else []
     cmd += ["--eval"] if args.eval else []
@@ -222,11 +223,11 @@ def main(argv=None) -> int:
                     f"{'default' if cache is None else cache}, {args.rows} rows x {args.epochs} epochs ...")
                 cells.append(run_cell(args, multiple, cache, reward))
                 log(json.dumps(cells[-1]))
-    print(f"{'reward':>10} {'oneDNN':>6} {'multiple':>8} {'train s':>8} {'tok/s':>7} {'loss':>13} {'fit 1st half':>12} {'fit 2nd half':>12} "
-          f"{'eval':>6} {'peak GiB':>8}")
+    print(f"{'reward':>10} {'oneDNN':>6} {'multiple':>8} {'train s':>8} {'tok/s':>7} {'loss':>13} "
+          f"{'fit 1st half':>12} {'fit 2nd half':>12} {'eval':>6} {'peak GiB':>8}")
     for c in cells:
-        print(f"{c['reward']:>10} {c['onednn_cache']!s:>6} {c['pad_to_multiple_of']:>8} {c['train_s']:>8} {c['tok_s']:>7} "
-              f"{c['loss_first']:>6.3f}->{c['loss_last']:<6.3f} {c['peak_fit_first_half_gib']!s:>12} "
+        print(f"{c['reward']:>10} {c['onednn_cache']!s:>6} {c['pad_to_multiple_of']:>8} {c['train_s']:>8} "
+              f"{c['tok_s']:>7} {c['loss_first']:>6.3f}->{c['loss_last']:<6.3f} {c['peak_fit_first_half_gib']!s:>12} "
               f"{c['peak_fit_second_half_gib']!s:>12} {c.get('peak_evaluate_reward_model_gib')!s:>6} "
               f"{c['peak_rss_gib']:>8}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
