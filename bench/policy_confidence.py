@@ -234,10 +234,12 @@ def _auc(found: dict, key: str) -> dict:
             "pairs": found.get(f"{key}_pairs")}
 
 
-def known_questions(loop: Path) -> dict[str, str]:
-    """id -> question over the run's test split and every eval set prepared in it (a
-    fresh held-out set of bench/prm_quickstart.py --test-seed among them), so a rerank
-    on any of them can be read; an id standing for two questions is an error."""
+def known_questions(loop: Path, ids: set[str]) -> dict[str, str]:
+    """id -> question for the reranked problem `ids`, looked up in the run's test split
+    and every eval set prepared in it (a fresh held-out set of bench/prm_quickstart.py
+    --test-seed among them). An id found with two different questions, or not found,
+    is an error; sets that share ids with other questions but hold none of `ids` are
+    no concern."""
     from searchlearn.stages.data import test_problems
 
     dirs = [Path(latest(loop, "problems")["path"])]
@@ -245,8 +247,11 @@ def known_questions(loop: Path) -> dict[str, str]:
     questions: dict[str, str] = {}
     for d in dirs:
         for p in test_problems(d):
-            if questions.setdefault(p.id, p.question) != p.question:
+            if p.id in ids and questions.setdefault(p.id, p.question) != p.question:
                 raise SystemExit(f"problem id {p.id} names two questions (in {d}); cannot tell which was reranked")
+    missing = sorted(ids - set(questions))
+    if missing:
+        raise SystemExit(f"{len(missing)} reranked problems (e.g. {missing[0]}) are in no problem set of {loop}")
     return questions
 
 
@@ -262,7 +267,7 @@ def main(argv=None) -> int:
     report = {"rerank_dirs": [str(Path(d).resolve()) for d in args.rerank_dir], "problems": len(rows),
               "candidates": len(flat), "headline_aggregation": HEADLINE, "scorers": {}}
     if not args.skip_policy:
-        report.update(score_with_policy(args, loop, rows))
+        report.update(score_with_policy(args, loop, rows, flat))
     report["pass_at_n"] = {f"n{n}": sum(any(c["correct"] for c in r["candidates"][:n]) for r in rows) / len(rows)
                            for n in args.ns}
     for name, (values, how) in table.items():
@@ -284,9 +289,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def score_with_policy(args, loop: Path, rows: list[dict]) -> dict:
-    """The policy's own confidence for every candidate (`c["confidence"]`, in place) and
-    what that pass cost."""
+def score_with_policy(args, loop: Path, rows: list[dict], flat: list[dict]) -> dict:
+    """The policy's own confidence for every candidate (`flat`, the rows' candidates in
+    order; `c["confidence"]`, in place) and what that pass cost."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -294,9 +299,8 @@ def score_with_policy(args, loop: Path, rows: list[dict]) -> dict:
     from searchlearn.learn.scaffold import configure_cpu, load_tokenizer
 
     configure_cpu()
-    questions = known_questions(loop)
+    questions = known_questions(loop, {r["id"] for r in rows})
     policy = args.policy or str(Path(latest(loop, f"policy-r{args.rounds}")["path"]) / "model")
-    flat = [c for r in rows for c in r["candidates"]]
     log(f"scoring {len(flat)} candidates of {len(rows)} problems with the policy {policy} ...")
     tokenizer = load_tokenizer(policy)
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32).eval()
