@@ -98,7 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "generator's test split at seed S (never in any seed's training pool: the split is fixed by "
                         "the question text), less any question of the run's own test set. A confirmation set: "
                         "variants chosen on the run's test problems are re-measured on problems that chose nothing")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "prm.json"))
+    p.add_argument("--out", help="where the report goes (default bench/results/prm.json); with --train-only "
+                                 "only where given: the labels' agreement and the training metrics, no rerank")
     return p.parse_args(argv)
 
 
@@ -245,7 +246,10 @@ def main(argv=None) -> int:
     else:
         models, trained = label_and_train(args, cfg, run_dir, policies, problems, report)
     report["reward_models"] = trained
-    if args.train_only:
+    if args.train_only:  # no rerank, so no headline keys: never over the default full report
+        report["mc_label_agreement"] = label_agreement(report)
+        if args.out:
+            write_report(report, args.out, start)
         return 0
     log(f"reranking best-of-{max(args.rerank_n)} on {args.rerank_problems} held-out problems ...")
     t = time.perf_counter()
@@ -255,12 +259,17 @@ def main(argv=None) -> int:
     records = [json.loads(line) for line in (Path(rerank["path"]) / "records.jsonl").read_text().splitlines()]
     report["rerank"] = {k: v for k, v in rerank.items() if k not in ("path", "sha")}
     summarize(report, records, args)
-    report["seconds"] = round(time.perf_counter() - start, 1)
-    report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    write_report(report, args.out or ROOT / "bench" / "results" / "prm.json", start)
     print_table(report)
     return 0
+
+
+def write_report(report: dict, out, start: float) -> None:
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    log(f"wrote {out}")
 
 
 def dense_config(args, run_dir: Path, problems: int, n: int):
@@ -365,12 +374,15 @@ def summarize(report: dict, records: list[dict], args) -> None:
         f"n{k}": {method: paired_bootstrap(records, k, method, "majority", args.bootstrap)
                   for method in records[0][f"n{k}"] if method not in ("majority", "random")}
         for k in args.rerank_n}
-    report["mc_label_agreement"] = {r: {"soft": row["labels"].get("labels.oracle_agreement"),
-                                        "soft_auc": row["labels"].get("labels.oracle_auc"),
-                                        "hard": row["mc_hard_vs_oracle"].get("agreement"),
-                                        "hard_auc": row["mc_hard_vs_oracle"].get("auc"),
-                                        "steps": row["mc_hard_vs_oracle"].get("steps")}
-                                    for r, row in report["rounds"].items()}
+    report["mc_label_agreement"] = label_agreement(report)
+
+
+def label_agreement(report: dict) -> dict:
+    """Each round's Monte-Carlo labels against the oracle (soft and hard)."""
+    return {r: {"soft": row["labels"].get("labels.oracle_agreement"), "soft_auc": row["labels"].get("labels.oracle_auc"),
+                "hard": row["mc_hard_vs_oracle"].get("agreement"), "hard_auc": row["mc_hard_vs_oracle"].get("auc"),
+                "steps": row["mc_hard_vs_oracle"].get("steps")}
+            for r, row in report["rounds"].items()}
 
 
 def print_table(report: dict) -> None:

@@ -35,15 +35,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def latest(run_dir: Path, stage: str) -> Path:
-    """The most recently completed output of a stage (e.g. policy-r2, prm-r2)."""
-    outs = sorted((p for p in (run_dir / "artifacts" / stage).glob("*") if (p / "_COMPLETE").exists()),
-                  key=lambda p: p.stat().st_mtime)
-    if not outs:
-        raise SystemExit(f"no completed {stage} under {run_dir}/artifacts")
-    return outs[-1]
-
-
 def rerank_records(spec: str) -> tuple[str, dict]:
     """`selector@rerank_dir` -> (spec, {N: {problem_id: 0/1}}) from its records.jsonl."""
     selector, _, rerank_dir = spec.partition("@")
@@ -84,8 +75,9 @@ def merged(out: Path, report: dict) -> dict:
     if not out.exists():
         return report
     old = json.loads(out.read_text())
-    for key in ("experiment", "scorer", "kind", "problems"):
-        if str(old.get(key)) != str(report[key]):
+    # Rows of another policy, backend or search setting would not be one curve.
+    for key in ("experiment", "policy", "scorer", "kind", "problems", "backend", "search"):
+        if json.dumps(old.get(key), sort_keys=True) != json.dumps(report[key], sort_keys=True):
             raise SystemExit(f"--merge: {out} has {key}={old.get(key)!r}, this run {report[key]!r}")
     ran = {(r["method"], r["n"]) for r in report["rows"]}
     kept = [r for r in old["rows"] if (r["method"], r["n"]) not in ran]
@@ -117,7 +109,7 @@ def main() -> None:
     against = [rerank_records(spec) for spec in args.against]  # a bad spec fails before any model loads
 
     from omegaconf import OmegaConf
-    from prm_quickstart import interval  # bench/ is this script's directory
+    from prm_quickstart import interval, latest  # bench/ is this script's directory
 
     from searchlearn.config import load_config
     from searchlearn.generation import make_generator
@@ -128,10 +120,10 @@ def main() -> None:
     cfg = load_config(args.experiment, args.override)
     search_cfg = OmegaConf.to_container(cfg.search, resolve=True)
     run_dir = Path(args.run_dir).resolve()
-    policy = latest(run_dir, f"policy-r{args.round}") / "model"
-    scorer_dir = Path(args.scorer_dir) if args.scorer_dir else latest(run_dir, f"{args.kind}-r{args.round}")
+    policy = Path(latest(run_dir, f"policy-r{args.round}")["path"]) / "model"
+    scorer_dir = Path(args.scorer_dir) if args.scorer_dir else Path(latest(run_dir, f"{args.kind}-r{args.round}")["path"])
     scorer = load_scorer(args.kind, str(scorer_dir / "model"))
-    problems = test_problems(latest(run_dir, "problems"), args.problems)
+    problems = test_problems(latest(run_dir, "problems")["path"], args.problems)
     gen_cfg = {**OmegaConf.to_container(cfg.generation, resolve=True), "backend": args.backend}
     gen = make_generator(str(policy), gen_cfg, seed=0)
     start = time.perf_counter()
@@ -150,7 +142,7 @@ def main() -> None:
                   "kind": args.kind, "problems": len(problems), "backend": args.backend, "wall_s": round(wall, 1),
                   "search": search_cfg, "rows": rows, "commands": [" ".join([".venv/bin/python", *sys.argv])]}
         out.write_text(json.dumps(merged(out, report) if args.merge else report, indent=2) + "\n")
-    print(f"\npolicy {policy}\n{args.kind} {scorer}\n{len(problems)} held-out problems, backend {args.backend}, "
+    print(f"\npolicy {policy}\n{args.kind} {scorer_dir}\n{len(problems)} held-out problems, backend {args.backend}, "
           f"wall {wall:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
     gen_bon = {r["n"]: r["gen_tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
     print(f"\n{'method':14s} {'N':>3s} {'acc':>6s} {'tok/problem':>12s} {'tok/s':>7s} {'vs BoN':>7s} "
