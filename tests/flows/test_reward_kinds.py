@@ -11,12 +11,10 @@ from flowkit import run_twice
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("kind, others, extra", [
-    ("orm", [], []), ("verifier", ["prm"], []),
-    # implicit_step with the reference-free confidence reward, implicit with the log-ratio
-    ("implicit_step", ["implicit"], ["prm.implicit_step.reward=confidence"]),
-])
-def test_each_reward_model_kind_guides_the_search(prefect_server, tmp_path, kind, others, extra):
+# implicit_step, the default kind (confidence reward, Monte-Carlo labels), runs in
+# test_variants.py; here every other kind guides the search or trains beside a guide.
+@pytest.mark.parametrize("kind, others", [("orm", []), ("verifier", ["prm"]), ("prm", ["implicit"])])
+def test_each_reward_model_kind_guides_the_search(prefect_server, tmp_path, kind, others):
     """prm.kind picks the reward model that round 2's beam search is guided by; the
     kinds in prm.compare_kinds train beside it and join the reranking comparison. Runs
     with a kind that learns step labels label them with the oracle (prm.labels=oracle:
@@ -25,7 +23,7 @@ def test_each_reward_model_kind_guides_the_search(prefect_server, tmp_path, kind
 
     oracle = ["prm.labels=oracle"] if set(STEP_LABEL_KINDS) & {kind, *others} else []
     history, states = run_twice(tmp_path, "tiny_prm", f"prm.kind={kind}", f"prm.compare_kinds=[{','.join(others)}]",
-                                *oracle, *extra)
+                                *oracle)
     last = history[-1]
     assert {"label-steps", "train-reward-model", "evaluate-reranking"} <= set(states)
     assert history[2]["search.algorithm"] == "beam_search"  # guided by round 1's model of this kind
@@ -33,9 +31,7 @@ def test_each_reward_model_kind_guides_the_search(prefect_server, tmp_path, kind
         assert last[f"{k}.train.steps"] > 0 and last[f"{k}.init_kind"] == "warm_start"
         assert last[f"{k}.train.last_loss"] < last[f"{k}.train.first_loss"]
         assert (f"rerank.{k}.n4" if k == "orm" else f"rerank.{k}_min.n4") in last
-    if extra:  # the confidence reward's scale, from round 1's model, carried into round 2's warm start
-        assert history[1]["implicit_step.reward.scale"] == last["implicit_step.reward.scale"] > 0
-        assert "implicit.reward.scale" not in last
+    assert not any(k.endswith(".reward.scale") for k in last)  # no confidence reward here: no center/scale
     assert last["labels.problems_considered"] == 8 and 0 < last["labels.problems_labelled"] <= 8
     assert last["labels.outcome_rows"] > 0 and "labels.outcome_oracle_agreement" in last
     if oracle:  # the labels are the oracle's, and cost no rollout
