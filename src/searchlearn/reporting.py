@@ -18,7 +18,7 @@ COLUMNS = [
     ("search.solved", "search solved", ".3f"),
     ("learn.rft.examples", "train ex.", ".0f"),
     ("learn.train.last_loss", "train loss", ".3f"),
-    ("prm.eval_auc", "PRM AUC", ".3f"),
+    ("{reward}.eval_auc", "{reward} AUC", ".3f"),  # one column per reward-model kind trained
     ("tokens.cumulative", "tokens (cum.)", ".0f"),
     ("seconds", "wall s (this run)", ".1f"),
 ]
@@ -32,12 +32,20 @@ def eval_k(history: Sequence[dict]) -> int | None:
     return None
 
 
+def reward_kinds(history: Sequence[dict]) -> list[str]:
+    """The reward-model kinds trained in these rounds (`<kind>.eval_auc`: each kind's
+    held-out step AUC), in the order first seen."""
+    found = [key.rsplit(".", 1)[0] for row in history for key in row if key.endswith(".eval_auc")]
+    return [kind for i, kind in enumerate(found) if "." not in kind and kind not in found[:i]]
+
+
 def summary_rows(history: Sequence[dict]) -> list[dict]:
     """One dict of cells per round; a column no round has a value for (maj@k with
-    eval.k=0, the PRM's AUC without a PRM) is left out."""
+    eval.k=0, a reward model's AUC without one) is left out."""
     k = eval_k(history)
-    columns = [(key.format(k=k), title.format(k=k), fmt) for key, title, fmt in COLUMNS
-               if k is not None or "{k}" not in key]
+    columns = [(key.format(k=k, reward=kind), title.format(k=k, reward=kind), fmt) for key, title, fmt in COLUMNS
+               if k is not None or "{k}" not in key
+               for kind in (reward_kinds(history) if "{reward}" in key else [None])]
     columns = [c for c in columns if c[0] in ("round", "eval.greedy_acc") or any(c[0] in row for row in history)]
     return [{title: _cell(row.get(key), row.get(f"{key}_se"), fmt) for key, title, fmt in columns}
             for row in history]
@@ -115,8 +123,8 @@ def round_description(row: dict, tables: Sequence[str]) -> str:
         lines.append(f"- learn: {row.get('learn.train.examples', 0):.0f} examples, {row['learn.train.steps']:.0f} "
                      f"steps, loss {row.get('learn.train.first_loss', float('nan')):.3f} -> "
                      f"{row.get('learn.train.last_loss', float('nan')):.3f}")
-    if "prm.eval_auc" in row:
-        lines.append(f"- PRM: held-out step AUC {row['prm.eval_auc']:.3f}")
+    for kind in reward_kinds([row]):
+        lines.append(f"- reward model `{kind}`: held-out step AUC {row[f'{kind}.eval_auc']:.3f}")
     k = eval_k([row])
     lines += [f"- {name}: {text} (95 % interval, {row.get('eval.problems', '?')} problems held out)"
               if name == "greedy_acc" else f"- {name}: {text}" for name, text in accuracies([row], row).items()]

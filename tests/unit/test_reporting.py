@@ -96,4 +96,16 @@ def test_the_table_leaves_out_columns_no_round_has():
     greedy_only = [{k: v for k, v in row.items() if "_at_" not in k} for row in HISTORY]
     header = summary_markdown(greedy_only).splitlines()[0]
     assert header.startswith("| round | greedy | hand-written | search solved |")
-    assert "maj@" not in header and "None" not in header and "PRM AUC" not in header
+    assert "maj@" not in header and "None" not in header and "AUC" not in header
+
+
+def test_the_table_has_a_column_per_trained_reward_model():
+    """The run's reward models, whichever kinds (the default implicit_step and a prm
+    compared beside it here), each get their held-out step AUC column."""
+    rows = [{"round": 0, "eval.greedy_acc": 0.3},
+            {"round": 1, "eval.greedy_acc": 0.31, "implicit_step.eval_auc": 0.634, "prm.eval_auc": 0.686,
+             "implicit_step.eval_auc_oracle": 0.733, "labels.oracle_auc": 0.8}]
+    header, _, round0, round1 = summary_markdown(rows).splitlines()[:4]
+    assert header == "| round | greedy | implicit_step AUC | prm AUC |"
+    assert round0.endswith("| - | - |") and round1.endswith("| 0.634 | 0.686 |")
+    assert "reward model `implicit_step`: held-out step AUC 0.634" in round_description(rows[1], [])
