@@ -45,10 +45,11 @@ def one_round(run_dir: Path, r: int, guide: str) -> dict:
     selectors = {k.split(".")[1] for k in rerank if k.endswith(".candidate_auc")}  # <kind>_min, <kind>_last, orm
     kinds = sorted({s.removesuffix("_min") for s in selectors if not s.endswith("_last") and s != "position_baseline"})
     trained = {k: {key: latest(run_dir, f"{k}-r{r}").get(f"{k}.{key}") for key in TRAIN_KEYS} for k in kinds}
+    against = f"{guide}_min" if f"{guide}_min" in selectors else guide  # an orm has one selector
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "compare.json"
         policy_confidence.main(["--loop-dir", str(run_dir), "--rounds", str(r), "--skip-policy",
-                                "--rerank-dir", rerank["path"], "--against", f"{guide}_min", "--out", str(out)])
+                                "--rerank-dir", rerank["path"], "--against", against, "--out", str(out)])
         compared = json.loads(out.read_text())
     return {"labels": {k: labels.get(f"labels.{k}") for k in LABEL_KEYS}, "trained": trained,
             "rerank_dir": rerank["path"], "rerank_seconds": rerank.get("rerank.seconds"),
