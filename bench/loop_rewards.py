@@ -44,7 +44,8 @@ def one_round(run_dir: Path, r: int, guide: str) -> dict:
     rerank = latest(run_dir, f"rerank-r{r}")
     selectors = {k.split(".")[1] for k in rerank if k.endswith(".candidate_auc")}  # <kind>_min, <kind>_last, orm
     kinds = sorted({s.removesuffix("_min") for s in selectors if not s.endswith("_last") and s != "position_baseline"})
-    trained = {k: {key: latest(run_dir, f"{k}-r{r}").get(f"{k}.{key}") for key in TRAIN_KEYS} for k in kinds}
+    models = {k: latest(run_dir, f"{k}-r{r}") for k in kinds}  # one stage read per kind
+    trained = {k: {key: m.get(f"{k}.{key}") for key in TRAIN_KEYS} for k, m in models.items()}
     against = f"{guide}_min" if f"{guide}_min" in selectors else guide  # an orm has one selector
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "compare.json"

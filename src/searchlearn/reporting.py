@@ -35,8 +35,8 @@ def eval_k(history: Sequence[dict]) -> int | None:
 def reward_kinds(history: Sequence[dict]) -> list[str]:
     """The reward-model kinds trained in these rounds (`<kind>.eval_auc`: each kind's
     held-out step AUC), in the order first seen."""
-    found = [key.rsplit(".", 1)[0] for row in history for key in row if key.endswith(".eval_auc")]
-    return [kind for i, kind in enumerate(found) if "." not in kind and kind not in found[:i]]
+    found = (key.rsplit(".", 1)[0] for row in history for key in row if key.endswith(".eval_auc"))
+    return list(dict.fromkeys(kind for kind in found if "." not in kind))
 
 
 def summary_rows(history: Sequence[dict]) -> list[dict]:
