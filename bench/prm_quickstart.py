@@ -329,7 +329,7 @@ def label_and_train(args, cfg, run_dir: Path, policies: list[dict], problems: di
         t = time.perf_counter()
         models[kind] = reward_model_stage(cfg, policies[-1], labels, kind, args.rounds).run(str(run_dir))
         trained[kind] = {**{k: v for k, v in models[kind].items() if k not in ("path", "sha")},
-                         "seconds": round(time.perf_counter() - t, 1)}
+                         "dir": models[kind]["path"], "seconds": round(time.perf_counter() - t, 1)}
         log(kind, json.dumps(trained[kind]))
     return models, trained
 

@@ -211,3 +211,22 @@ def test_an_eval_file_in_the_projects_format_keeps_the_oracles_equations(tmp_pat
     assert stage.key != eval_file_stage(str(src)).key  # gsm8k format: another stage
     write_problems(src, test[:4])
     assert eval_file_stage(str(src), fmt="problems").key != stage.key
+
+
+def test_a_search_that_reads_no_scores_does_not_depend_on_the_reward_model():
+    """Best-of-N by majority vote never reads scores: its search stage is the same with
+    or without last round's reward model (no scoring, no re-run when it changes);
+    a weighted vote and beam search read them, so theirs are not."""
+    problems, policy, prm = ref("problems"), ref("policy"), ref("prm", kind="implicit_step")
+
+    def key(*overrides: str, scorer: dict | None) -> tuple:
+        cfg = load_config("tiny_prm", list(overrides))
+        stage = shard_stage(cfg, policy, problems, scorer, 2, 32, [0])
+        return stage.key, stage.inputs["scorer_ref"]
+
+    majority = ["search.algorithm=best_of_n", "search.selection=majority"]
+    assert key(*majority, scorer=prm) == key(*majority, scorer=None)
+    assert key(*majority, scorer=prm)[1] is None
+    for guided in (["search.algorithm=best_of_n", "search.selection=weighted"], ["search.algorithm=beam_search"]):
+        assert key(*guided, scorer=prm) != key(*guided, scorer=None)
+        assert key(*guided, scorer=prm)[1] is not None

@@ -98,6 +98,7 @@ RULES: dict[str, Range] = {
     "prm.max_steps": POSITIVE,
     "prm.max_new_tokens": POSITIVE,
     "prm.eval_fraction": Range(0, 1, high_open=True),
+    "prm.corrupt_steps": NON_NEGATIVE,
     "prm.rerank_n": POSITIVE,
     "prm.rerank_problems": NON_NEGATIVE,
     "prm.min_solve_rate": FRACTION,

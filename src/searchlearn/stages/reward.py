@@ -46,9 +46,11 @@ def label_config(cfg) -> dict:
 
 def reward_config(cfg, kind: str) -> dict:
     """What training a reward model of `kind` depends on: the optimizer, the held-out
-    share, and the kind's own section (prm.<kind>) where it has one."""
+    share, the synthetic wrong steps per solution, and the kind's own section
+    (prm.<kind>) where it has one."""
     prm = section(cfg.prm)
-    return {"train": prm["train"], "eval_fraction": prm["eval_fraction"], kind: prm.get(kind, {})}
+    return {"train": prm["train"], "eval_fraction": prm["eval_fraction"], "corrupt_steps": prm["corrupt_steps"],
+            kind: prm.get(kind, {})}
 
 
 def label_shard_stage(cfg, policy: dict, search_data: dict, round_index: int, block_size: int,
@@ -193,6 +195,7 @@ def train_reward_model(init_dir: str, label_dirs: list[str], prm_cfg: dict, seed
 def reward_job(spec: dict) -> dict:
     """Training job: a reward model of spec["kind"] on the given rounds' labels (step
     labels for a PRM, outcome labels for the other kinds), some problems held out."""
+    from searchlearn.reward.corrupt import corrupt_rows
     from searchlearn.reward.labels import STEP_LABEL_KINDS, read_labelled_steps
     from searchlearn.reward.trainers import TRAINERS
 
@@ -204,5 +207,7 @@ def reward_job(spec: dict) -> dict:
                          "prm.min_solve_rate / prm.max_solve_rate kept no problem (see labels.problems_labelled); "
                          "widen them or raise prm.problems_per_round")
     train_rows, eval_rows = split_by_problem(rows, prm_cfg["eval_fraction"], spec["seed"])
+    if kind in STEP_LABEL_KINDS:  # after the split: held-out rows stay as labelled
+        train_rows = train_rows + corrupt_rows(train_rows, prm_cfg.get("corrupt_steps", 0), spec["seed"])
     return TRAINERS[kind](spec["init_dir"], train_rows, prm_cfg["train"], spec["out_dir"], seed=spec["seed"],
                           eval_rows=eval_rows or None, **prm_cfg.get(kind, {}))

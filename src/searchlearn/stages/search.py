@@ -27,10 +27,15 @@ def search_config(cfg) -> dict:
 def shard_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_index: int, block_size: int,
                 blocks: list[int]) -> Stage:
     """search-shard: some blocks of this round's problems, searched with the policy
-    (and the scorer, if any)."""
+    (and the scorer, where the algorithm reads one: best-of-N by majority vote never
+    does, so it neither spends time scoring candidates nor re-runs when the reward
+    model changes)."""
+    search_cfg = search_config(cfg)
+    if not ALGORITHMS[search_cfg["algorithm"]].from_config(search_cfg).needs_scorer:
+        scorer = None
     return Stage("search-shard", "search-shards", search_shard,
                  {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
-                  "search_cfg": search_config(cfg), "gen_cfg": section(cfg.generation), "scorer_ref": ref_of(scorer),
+                  "search_cfg": search_cfg, "gen_cfg": section(cfg.generation), "scorer_ref": ref_of(scorer),
                   "seed": cfg.seed, "round_index": round_index, "block_size": block_size, "blocks": blocks},
                  round=round_index)
 
