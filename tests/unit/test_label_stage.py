@@ -91,6 +91,10 @@ def test_stage_slices_leave_out_what_the_stage_does_not_read():
     assert label_config(base) == label_config(tuned)  # no rollout is repeated for a training setting
     assert reward_config(base, "prm") == reward_config(cfg_for("prm.implicit.beta=0.3"), "prm")
     assert reward_config(base, "implicit") != reward_config(cfg_for("prm.implicit.beta=0.3"), "implicit")
+    negatives = cfg_for("prm.corrupt_steps=2")  # read by the step-label kinds only
+    assert reward_config(base, "implicit_step") != reward_config(negatives, "implicit_step")
+    assert reward_config(base, "prm") != reward_config(negatives, "prm")
+    assert reward_config(base, "implicit") == reward_config(negatives, "implicit")
 
 
 def test_every_reward_model_kind_has_a_scorer_and_a_trainer():

@@ -46,11 +46,13 @@ def label_config(cfg) -> dict:
 
 def reward_config(cfg, kind: str) -> dict:
     """What training a reward model of `kind` depends on: the optimizer, the held-out
-    share, the synthetic wrong steps per solution, and the kind's own section
-    (prm.<kind>) where it has one."""
+    share, the synthetic wrong steps per solution (step-label kinds only: the others
+    never see them) and the kind's own section (prm.<kind>) where it has one."""
+    from searchlearn.reward.labels import STEP_LABEL_KINDS
+
     prm = section(cfg.prm)
-    return {"train": prm["train"], "eval_fraction": prm["eval_fraction"], "corrupt_steps": prm["corrupt_steps"],
-            kind: prm.get(kind, {})}
+    negatives = {"corrupt_steps": prm["corrupt_steps"]} if kind in STEP_LABEL_KINDS else {}
+    return {"train": prm["train"], "eval_fraction": prm["eval_fraction"], **negatives, kind: prm.get(kind, {})}
 
 
 def label_shard_stage(cfg, policy: dict, search_data: dict, round_index: int, block_size: int,
