@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import policy_confidence  # noqa: E402  (bench/ is on sys.path)
-from prm_quickstart import latest  # noqa: E402
+from prm_quickstart import completed, latest  # noqa: E402
 
 LABEL_KEYS = ("problems_labelled", "solutions", "labelled_steps", "rollouts", "generate_seconds", "oracle_agreement",
               "oracle_auc", "outcome_oracle_agreement", "outcome_oracle_auc")
@@ -33,7 +33,7 @@ TRAIN_KEYS = ("data.rows", "train.steps", "train.first_loss", "train.last_loss",
 
 def rounds_of(run_dir: Path) -> list[int]:
     found = sorted(int(d.name.split("-r")[1]) for d in (run_dir / "artifacts").glob("rerank-r*")
-                   if any((out / "_COMPLETE").exists() for out in d.iterdir()))
+                   if completed(run_dir, d.name))
     if not found:
         raise SystemExit(f"no rerank-r<k> stage under {run_dir}/artifacts: run with prm.enabled=true first")
     return found

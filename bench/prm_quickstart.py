@@ -139,10 +139,17 @@ def log(*parts) -> None:
     print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
 
+def completed(run_dir: Path, stage: str) -> list[Path]:
+    """A stage's completed outputs under run_dir, oldest first."""
+    from searchlearn.artifacts import is_complete_dir
+
+    return sorted((p for p in (run_dir / "artifacts" / stage).glob("*") if is_complete_dir(p)),
+                  key=lambda p: p.stat().st_mtime)
+
+
 def latest(run_dir: Path, stage: str) -> dict:
     """The newest completed output of a stage, as stages pass it (path, sha, metrics)."""
-    outs = sorted((p for p in (run_dir / "artifacts" / stage).glob("*") if (p / "_COMPLETE").exists()),
-                  key=lambda p: p.stat().st_mtime)
+    outs = completed(run_dir, stage)
     if not outs:
         raise SystemExit(f"no completed {stage} under {run_dir}/artifacts: run quickstart there first")
     return ref(outs[-1])
@@ -150,10 +157,10 @@ def latest(run_dir: Path, stage: str) -> dict:
 
 def ref(out: Path) -> dict:
     """A completed stage output, as stages pass it (path, sha, metrics)."""
-    from searchlearn.artifacts import artifact_ref
+    from searchlearn.artifacts import artifact_ref, is_complete_dir
     from searchlearn.stages.common import read_stage_meta
 
-    if not (out / "_COMPLETE").exists():
+    if not is_complete_dir(out):
         raise SystemExit(f"{out}: not a completed stage output")
     return artifact_ref(out, **read_stage_meta(out))
 

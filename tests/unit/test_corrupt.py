@@ -14,6 +14,7 @@ from searchlearn.reward.corrupt import SOURCE, corrupt_rows, corrupt_step, near_
 @pytest.mark.parametrize("step, target", [
     ("She ends up with three times as many: 16 * 3 = 48.", "48"),
     ("Then 48 - 23 = 25 stars are left, of 48.", "25"),   # after the last '=', not the last number
+    ("She has 16 * 3 = 48, then more.", "48"),            # a comma after it is punctuation
     ("The answer is 44.", "44"),                          # no '=': the last number
     ("It costs $1,250: 1,000 + 250 = 1,250.", "1,250"),
     ("Half of 7.5 is 3.75.", "3.75"),

@@ -20,13 +20,11 @@ negatives that are easy by construction.
 from __future__ import annotations
 
 import random
-import re
 from typing import Sequence
 
+from searchlearn.reward.oracle import NUMBERS
+
 SOURCE = "corrupt"
-# A number as steps write it: 1,234 / 12.5 / 7. Preceded by no word character, so
-# `x2` or `step3` are left alone.
-_NUMBER = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+(?:\.\d+)?(?![\w,])")
 
 
 def target_span(step: str) -> tuple[int, int] | None:
@@ -34,13 +32,13 @@ def target_span(step: str) -> tuple[int, int] | None:
     else its last number; None if the step has no number."""
     eq = step.rfind("=")
     if eq >= 0:
-        after = _NUMBER.search(step, eq + 1)
+        after = NUMBERS.search(step, eq + 1)
         if after:
-            return after.span()
+            return after.span(1)
     last = None
-    for last in _NUMBER.finditer(step):
+    for last in NUMBERS.finditer(step):
         pass
-    return last.span() if last else None
+    return last.span(1) if last else None
 
 
 def near_miss(number: str, rng: random.Random) -> str:

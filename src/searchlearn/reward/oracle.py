@@ -43,7 +43,9 @@ _OPS = {"+": "+", "-": "-", "−": "-", "*": "*", "×": "*", "x": "*", "/": "/",
 # An expression: number (op number)+ = number. `x` counts as times only between numbers.
 _EXPR = re.compile(rf"(-?\$?(?:{_NUM})(?:\s*[-+−*×x/÷]\s*\$?(?:{_NUM}))+)\s*=\s*(-?\$?(?:{_NUM}))")
 _TOKEN = re.compile(rf"\$?({_NUM})|([-+−*×x/÷])")
-_NUMBERS = re.compile(rf"(?<![\w.])-?\$?({_NUM})(?![\w])")
+# A number as a question or step states it (group 1: without sign or $); reward/corrupt.py
+# finds the number a step commits to with it too.
+NUMBERS = re.compile(rf"(?<![\w.])-?\$?({_NUM})(?![\w])")
 # Quantities the words of a question imply ("twice as many", "half of", "a dozen").
 _WORD_NUMBERS = {
     "twice": 2, "double": 2, "half": 2, "halves": 2, "three times": 3, "triple": 3, "third": 3, "thirds": 3,
@@ -100,7 +102,7 @@ def check(question: str, answer: str, equations: Sequence[Equation], steps: Sequ
 
 def question_quantities(question: str) -> set[Fraction]:
     """Numbers the question gives, plus the constants its words imply."""
-    known = {v for v in (parse_number(m.group(1)) for m in _NUMBERS.finditer(question)) if v is not None}
+    known = {v for v in (parse_number(m.group(1)) for m in NUMBERS.finditer(question)) if v is not None}
     lowered = question.lower()
     known |= {Fraction(v) for word, v in _WORD_NUMBERS.items() if re.search(rf"\b{re.escape(word)}\b", lowered)
               or (word == "%" and "%" in lowered)}
@@ -116,7 +118,7 @@ def _check_step(step: str, known: set[Fraction], unused: list[Equation], results
     if match is None:
         if is_answer_step(step):
             return True  # judged by the caller
-        stated = {parse_number(m.group(1)) for m in _NUMBERS.finditer(step)}
+        stated = {parse_number(m.group(1)) for m in NUMBERS.finditer(step)}
         return all(v in known for v in stated if v is not None)
     numbers, ops = _tokens(match.group(1))
     result = parse_number(match.group(2).replace("$", ""))

@@ -210,6 +210,6 @@ def reward_job(spec: dict) -> dict:
                          "widen them or raise prm.problems_per_round")
     train_rows, eval_rows = split_by_problem(rows, prm_cfg["eval_fraction"], spec["seed"])
     if kind in STEP_LABEL_KINDS:  # after the split: held-out rows stay as labelled
-        train_rows = train_rows + corrupt_rows(train_rows, prm_cfg.get("corrupt_steps", 0), spec["seed"])
+        train_rows = train_rows + corrupt_rows(train_rows, prm_cfg["corrupt_steps"], spec["seed"])
     return TRAINERS[kind](spec["init_dir"], train_rows, prm_cfg["train"], spec["out_dir"], seed=spec["seed"],
                           eval_rows=eval_rows or None, **prm_cfg.get(kind, {}))

@@ -31,7 +31,7 @@ def shard_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_in
     does, so it neither spends time scoring candidates nor re-runs when the reward
     model changes)."""
     search_cfg = search_config(cfg)
-    if not ALGORITHMS[search_cfg["algorithm"]].from_config(search_cfg).needs_scorer:
+    if not build_algorithm(search_cfg).needs_scorer:
         scorer = None
     return Stage("search-shard", "search-shards", search_shard,
                  {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
