@@ -6,7 +6,10 @@ sampled solution of every held-out problem, its answer, correctness, steps, the 
 oracle's verdict per step and each reward model's step scores), so nothing is sampled
 again. Adds a training-free scorer: the policy that sampled them, step value = the
 geometric mean of the step's token probabilities, exp(mean log p) (the self-certainty
-behind confidence-weighted voting). Then, for every scorer, on the same candidates:
+behind confidence-weighted voting), and a second from the same pass: the probability of
+the step's least likely token (`weakest_token`: does one unlikely token, a sampled slip
+such as `16 * 3 = 54`, mark a wrong step better than the step's mean?). Then, for every
+scorer, on the same candidates:
 
 - candidate AUC: a problem's right answers ranked above its wrong ones, pairs formed
   inside a problem only (quality.stratified_auc, 95 % bootstrap over problems). Best-of-N
@@ -20,7 +23,7 @@ A content-blind scorer is measured beside them (`position_only`: step k valued 1
 so it knows only how far into a solution a step is): what a pooled step AUC gives for
 nothing.
 
-The confidence scorer's aggregation is fixed in advance, the weakest step (`min`, as the
+The confidence scorers' aggregation is fixed in advance, the weakest step (`min`, as the
 reward models' headline selector): the other aggregations are printed too, but all of
 them are measured on the same 200 held-out problems, so none was chosen on them.
 
@@ -70,6 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-policy", action="store_true",
                    help="compare only the reward models the reranks scored: no policy pass (minutes) and no "
                         "confidence scorer")
+    p.add_argument("--vote-temperatures", type=float, nargs="+", default=[], metavar="T",
+                   help="also each scorer's weighted vote at the largest N with every candidate weighted by "
+                        "exp(logit(s)/T) instead of s (T -> 0: the best-scored; large T: the majority). Measured "
+                        "on the same held-out pool, so a scan's best T is an upper bound, not a tuned result")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_confidence.json"))
     return p.parse_args(argv)
 
@@ -110,9 +117,9 @@ def encode(tokenizer, prompt: str, steps: list[str]) -> tuple[list[int], int, li
     return ids, start, ends
 
 
-def step_log_probs(model, tokenizer, encoded, batch_size: int) -> list[list[tuple[float, int]]]:
+def step_log_probs(model, tokenizer, encoded, batch_size: int) -> list[list[tuple[float, int, float]]]:
     """Per candidate, per step: (sum of its tokens' log-probs under the policy, its
-    token count). Batched longest first, bf16 on CPU."""
+    token count, its least likely token's log-prob). Batched longest first, bf16 on CPU."""
     import torch
 
     from searchlearn.reward.prm import length_batches, pad_batch, pad_token_id
@@ -128,18 +135,26 @@ def step_log_probs(model, tokenizer, encoded, batch_size: int) -> list[list[tupl
         for row, i in enumerate(idx):
             _, start, ends = encoded[i]
             bounds = [start, *ends]
-            out[i] = [(float(token_lp[row, a - 1:e - 1].sum()), e - a) for a, e in zip(bounds, bounds[1:])]
+            out[i] = [(float(token_lp[row, a - 1:e - 1].sum()), e - a,
+                       float(token_lp[row, a - 1:e - 1].min()) if e > a else 0.0) for a, e in zip(bounds, bounds[1:])]
         if b % 20 == 0:
             log(f"batch {b + 1}/{len(batches)}")
     return out
 
 
-def confidence_values(step_lp: list[tuple[float, int]]) -> list[float]:
+def confidence_values(step_lp: list[tuple[float, int, float]]) -> list[float]:
     """exp(mean token log-prob) per step (1.0 for a step without tokens)."""
-    return [math.exp(s / n) if n else 1.0 for s, n in step_lp]
+    return [math.exp(s / n) if n else 1.0 for s, n, _ in step_lp]
 
 
-def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
+def weakest_token_values(step_lp: list[tuple[float, int, float]]) -> list[float]:
+    """The probability of each step's least likely token (1.0 for a step without
+    tokens): one sampled slip (`16 * 3 = 54`) is one unlikely token among a step's
+    dozen, which the step's mean dilutes."""
+    return [math.exp(m) if n else 1.0 for _, n, m in step_lp]
+
+
+def measures(rows: list[dict], values, how: str, ns, draws: int, temperatures=()) -> dict:
     """Candidate AUC, matched and pooled step AUC vs the oracle, and best-of-N vs majority
     for one scorer: `values(candidate) -> step values`, aggregated by `how`."""
     from searchlearn.evaluation import _candidate_auc, _oracle_auc
@@ -169,7 +184,23 @@ def measures(rows: list[dict], values, how: str, ns, draws: int) -> dict:
                 **({} if m == "majority" else {"minus_majority": bootstrap_diff(
                     [a - b for a, b in zip(v, outcome["majority"])], draws)})}
             for m, v in outcome.items()}
+    out["tempered_vote"] = {f"T{t:g}": tempered_vote(pools, max(ns), t) for t in temperatures}
     return out
+
+
+def tempered_vote(pools, n: int, temperature: float) -> float:
+    """Accuracy of the weighted vote over each pool's first n candidates, each weighted
+    by exp(logit(score)/temperature), the scores clipped to [1e-6, 1 - 1e-6]."""
+    from dataclasses import replace
+
+    from searchlearn.search.selection import select_weighted
+
+    def tempered(c):
+        s = min(max(c.score, 1e-6), 1 - 1e-6)
+        return replace(c, score=math.exp(math.log(s / (1 - s)) / temperature))
+
+    chosen = [pool[select_weighted([tempered(c) for c in pool])] for pool in (p[:n] for p in pools)]
+    return sum(bool(c.correct) for c in chosen) / len(pools)
 
 
 def scorers(rows: list[dict], with_policy: bool = True) -> dict:
@@ -179,6 +210,7 @@ def scorers(rows: list[dict], with_policy: bool = True) -> dict:
     out = {"position_only": (lambda c: [1 / (k + 1) for k in range(len(c["steps"]))], "min")}
     if with_policy:
         out.update({f"confidence_{how}": (lambda c: c["confidence"], how) for how in AGGREGATIONS})
+        out.update({f"weakest_token_{how}": (lambda c: c["weakest_token"], how) for how in AGGREGATIONS})
     for name in rows[0]["candidates"][0]["scores"]:
         selector = name.split("@")[0]
         how = selector.rsplit("_", 1)[1] if selector.endswith(("_min", "_last")) else "last"
@@ -271,12 +303,12 @@ def main(argv=None) -> int:
     report["pass_at_n"] = {f"n{n}": sum(any(c["correct"] for c in r["candidates"][:n]) for r in rows) / len(rows)
                            for n in args.ns}
     for name, (values, how) in table.items():
-        report["scorers"][name] = measures(rows, values, how, args.ns, args.bootstrap)
+        report["scorers"][name] = measures(rows, values, how, args.ns, args.bootstrap, args.vote_temperatures)
     # candidate AUC differences on the same pairs, resampling problems once for both scorers
-    head, models = f"confidence_{HEADLINE}", [name for name in table if not name.startswith("confidence_")]
+    head, models = f"confidence_{HEADLINE}", [name for name in table if not name.startswith(("confidence_", "weakest_token_"))]
     pairs = [(a, name) for a in args.against for name in models if name not in (a, "position_only")]
     if not args.skip_policy:
-        pairs = [(head, name) for name in models] + pairs
+        pairs = [(head, name) for name in models] + [(f"weakest_token_{HEADLINE}", name) for name in [head, *models]] + pairs
     report["candidate_auc_differences"] = {
         f"{a}_minus_{b}": paired_candidate_auc_difference(rows, table[a], table[b], args.bootstrap) for a, b in pairs}
     report["step_auc_oracle_differences"] = {  # --against's: the issue's pooled measure, paired
@@ -307,7 +339,7 @@ def score_with_policy(args, loop: Path, rows: list[dict], flat: list[dict]) -> d
     encoded = [encode(tokenizer, build_prompt(questions[r["id"]]), c["steps"]) for r in rows for c in r["candidates"]]
     t = time.perf_counter()
     for c, step_lp in zip(flat, step_log_probs(model, tokenizer, encoded, args.batch_size)):
-        c["confidence"] = confidence_values(step_lp)
+        c["confidence"], c["weakest_token"] = confidence_values(step_lp), weakest_token_values(step_lp)
     score_s = time.perf_counter() - t
     return {"policy": policy, "score_seconds": round(score_s, 1),
             "scored_tok_s": round(sum(len(ids) for ids, _, _ in encoded) / score_s, 1)}
@@ -329,6 +361,10 @@ def print_table(report: dict, n: int) -> None:
         print(f"{name:>22} {fmt(m['candidate_auc']):>22} {fmt(m['step_auc_oracle_matched']):>22} "
               f"{fmt(m['step_auc_oracle']):>22} {diff(bon['weighted']['minus_majority']):>26} "
               f"{diff(bon['best']['minus_majority']):>24}")
+    for name, m in report["scorers"].items():
+        if m.get("tempered_vote"):
+            print(f"{name} weighted vote @{n}, weights exp(logit(s)/T): "
+                  + ", ".join(f"{t} {acc:.3f}" for t, acc in m["tempered_vote"].items()))
     print(f"majority @{n}: {report['scorers'][next(iter(report['scorers']))]['bon'][f'n{n}']['majority']['acc']:.3f}")
     for name, d in report["candidate_auc_differences"].items():
         print(f"candidate AUC {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
