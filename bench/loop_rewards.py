@@ -4,8 +4,9 @@ figures, and its reranking on the run's held-out problems, with paired intervals
 
     .venv/bin/python bench/loop_rewards.py --run-dir runs --out bench/results/quickstart_prm.json
 
-Reads the stages the flow wrote (labels-r<k>, <kind>-r<k>, rerank-r<k>: the newest
-completed output of each) and runs bench/policy_confidence.py's comparison on each
+Reads the stages the flow wrote (labels-r<k>, <kind>-r<k>, rerank-r<k>: those its
+round runs recorded in the run dir's MLflow store, not a benchmark's later outputs of
+the same stages; prm_quickstart.latest) and runs bench/policy_confidence.py's comparison on each
 round's reranked candidates (`--skip-policy`: the reward models only, nothing is
 sampled or scored again), with the run's `prm.kind` as the model the others are paired
 against. Needs a run whose evaluate-reranking stage ran (prm.enabled, eval.num_problems).

@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rerank-dir", required=True, nargs="+", metavar="DIR",
                    help="evaluate-reranking outputs holding candidates.jsonl; several (one reward model per process, "
                         "as memory needs) must hold the same pools, whose scores are then put side by side")
-    p.add_argument("--policy", help="the policy's model dir (default: the loop's newest policy-r<last>)")
+    p.add_argument("--policy", help="the policy's model dir (default: the loop's policy-r<last>, the flow's)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ns", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--batch-size", type=int, default=32)

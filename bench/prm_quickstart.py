@@ -43,7 +43,7 @@ sample of a problem with both right and wrong answers labelled:
 
 `--models KIND=DIR ...` reranks already trained reward models, named by their stage
 directory, without labelling or training (a code change re-keys the label stages, and
-the newest-by-mtime choice of `latest` moves with every ablation):
+a model trained here is not the flow's, which `latest` reads):
 
     .venv/bin/python bench/prm_quickstart.py --loop-dir runs/bench-arms/loop --rerank-n 1 2 4 8 16 32 \
         --models prm=runs/bench-arms/loop/artifacts/prm-r3/cf0244a4fe00f74b --out bench/results/prm_bon32.json
@@ -148,11 +148,46 @@ def completed(run_dir: Path, stage: str) -> list[Path]:
 
 
 def latest(run_dir: Path, stage: str) -> dict:
-    """The newest completed output of a stage, as stages pass it (path, sha, metrics)."""
+    """The flow's output of a stage, as stages pass it (path, sha, metrics): the one
+    its newest finished round run recorded (`recorded`), else the newest completed
+    output. Why not always the newest: the benchmarks write outputs of the same stages
+    into the run dir (a reward model trained another way, a rerank of it), and those
+    must not stand in for the flow's in a later benchmark."""
+    found = recorded(run_dir, stage)
+    if found is not None:
+        return ref(found)
     outs = completed(run_dir, stage)
     if not outs:
         raise SystemExit(f"no completed {stage} under {run_dir}/artifacts: run quickstart there first")
     return ref(outs[-1])
+
+
+def recorded(run_dir: Path, stage: str) -> Path | None:
+    """The output of `stage` (`<name>-r<k>`, `policy-init`) that the newest finished
+    round run in the run dir's own MLflow store recorded (tracking.log_round's
+    `ref.<name>` tag), if it is still there and complete; None when the run dir has no
+    store (another tracking.uri) or no round run recorded the stage (e.g. `problems`)."""
+    import re
+
+    from searchlearn.artifacts import is_complete_dir
+
+    store = run_dir / "mlflow.db"
+    match = re.fullmatch(r"(.+)-r(\d+)", stage)
+    if not store.is_file() or not (match or stage == "policy-init"):
+        return None
+    name, round_index = match.groups() if match else ("policy", "0")
+    tag = f"ref.{name.replace('eval-', 'eval.', 1)}"  # eval-<set>-r<k> is recorded as ref.eval.<set>
+    from searchlearn.tracking import mlflow_client
+
+    client = mlflow_client(f"sqlite:///{store}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    for run in client.search_runs(experiments, order_by=["attributes.start_time DESC"],
+                                  filter_string=f"tags.`searchlearn.round` = '{round_index}' "
+                                                "and attributes.status = 'FINISHED'"):
+        path = run.data.tags.get(tag)
+        if path and is_complete_dir(Path(path)):
+            return Path(path)
+    return None
 
 
 def ref(out: Path) -> dict:

@@ -7,8 +7,8 @@ method's tokens/s relative to best-of-N on the same generator.
     .venv/bin/python bench/search_scaling.py --run-dir runs/bench-arms/loop --round 3 --experiment quickstart \
         --problems 200 --methods beam_search dvts mcts --budgets 4 8 16 --out bench/results/search_scaling.json
 
-Reads the policy and PRM of a finished run's round (the newest completed stage
-outputs), and runs the same comparison as the flow's `eval.scaling` stage
+Reads the policy and PRM of a finished run's round (the flow's stage outputs, as its
+round run recorded them: prm_quickstart.latest), and runs the same comparison as the flow's `eval.scaling` stage
 (searchlearn.search.scaling) with the experiment's search settings.
 
 Every row keeps its per-problem outcomes (`solved`), so a cell compares paired, over the
@@ -97,8 +97,8 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=50)
     ap.add_argument("--kind", default="prm", help="the reward model that guides search: prm | orm | verifier | implicit "
                                                   "(its stage output <kind>-r<round>)")
-    ap.add_argument("--scorer-dir", help="a reward-model stage directory (holding model/); default: the newest "
-                                         "completed <kind>-r<round> of the run")
+    ap.add_argument("--scorer-dir", help="a reward-model stage directory (holding model/); default: the run's "
+                                         "<kind>-r<round>, the flow's")
     ap.add_argument("--out", help="write the rows (with 95 %% intervals) and the settings here as JSON")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--override", nargs="*", default=[], help="config overrides, e.g. search.mcts.expansions=2")

@@ -12,7 +12,7 @@ This trains the implicit_step reward model (the trainer with the largest heap: t
 policy and a frozen reference) for --epochs epochs, once per --multiples value, each
 in its own child process, on labelled steps: quickstart-shaped ones by default (the
 arithmetic demonstrations, each once right and once with its first step wrong), or
-with --loop-dir the newest label-steps output of each round of a finished quickstart
+with --loop-dir the flow's label-steps output of each round of a finished quickstart
 run (the real solutions, as bench/prm_quickstart.py trains on them). With --eval the
 trainer also scores 15 % of the problems held out, as the flow's stage does. A thread
 samples the child's RSS every 0.5 s. Reported per cell: seconds of training,
@@ -108,7 +108,7 @@ class RssSampler:
 
 
 def loop_rows(loop_dir: Path) -> tuple[list[dict], str]:
-    """Every round's labelled steps (the newest completed label-steps output of each),
+    """Every round's labelled steps (the flow's label-steps output of each: latest),
     and the last round's policy model dir."""
     from prm_quickstart import latest
 
