@@ -190,16 +190,21 @@ def measures(rows: list[dict], values, how: str, ns, draws: int, temperatures=()
 
 def tempered_vote(pools, n: int, temperature: float) -> float:
     """Accuracy of the weighted vote over each pool's first n candidates, each weighted
-    by exp(logit(score)/temperature), the scores clipped to [1e-6, 1 - 1e-6]."""
+    by exp(logit(score)/temperature), the scores clipped to [1e-6, 1 - 1e-6]; each
+    pool's weights divided by its largest (the vote is unchanged) so none overflows."""
     from dataclasses import replace
 
     from searchlearn.search.selection import select_weighted
 
-    def tempered(c):
+    def logit(c):
         s = min(max(c.score, 1e-6), 1 - 1e-6)
-        return replace(c, score=math.exp(math.log(s / (1 - s)) / temperature))
+        return math.log(s / (1 - s))
 
-    chosen = [pool[select_weighted([tempered(c) for c in pool])] for pool in (p[:n] for p in pools)]
+    def tempered(pool):
+        top = max(logit(c) for c in pool)
+        return [replace(c, score=math.exp((logit(c) - top) / temperature)) for c in pool]
+
+    chosen = [pool[select_weighted(tempered(pool))] for pool in (p[:n] for p in pools)]
     return sum(bool(c.correct) for c in chosen) / len(pools)
 
 
