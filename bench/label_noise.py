@@ -82,7 +82,7 @@ def label_rows(cfg, policy: dict, searched: dict, run_dir: str) -> tuple[list[di
     from prm_quickstart import label  # bench/ is this script's directory
 
     from searchlearn.reward.labels import read_labelled_steps
-    from searchlearn.stages.reward import LABELS_FILE
+    from searchlearn.stages.labels import LABELS_FILE
 
     merged = label(cfg, policy, searched, 1, run_dir)
     return read_labelled_steps(Path(merged["path"]) / LABELS_FILE), merged

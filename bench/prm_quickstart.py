@@ -223,7 +223,7 @@ def label(cfg, policy: dict, searched: dict, r: int, run_dir: str) -> dict:
     """The flow's label stages for round r (shards, then merge), run in this process
     (tasks/fanout.py's label_steps with one shard); bench/label_noise.py calls it too."""
     from searchlearn.sharding import plan_shards
-    from searchlearn.stages.reward import label_shard_stage, labelled_count, merge_labels_stage
+    from searchlearn.stages.labels import label_shard_stage, labelled_count, merge_labels_stage
 
     block = cfg.execution.block_size
     shards = [label_shard_stage(cfg, policy, searched, r, block, blocks).run(run_dir)
@@ -237,7 +237,7 @@ def hard_agreement(labels_dir: str) -> dict:
 
     from searchlearn.reward.labels import read_labelled_steps
     from searchlearn.reward.quality import label_agreement
-    from searchlearn.stages.reward import LABELS_FILE
+    from searchlearn.stages.labels import LABELS_FILE
 
     return label_agreement(hard(read_labelled_steps(Path(labels_dir) / LABELS_FILE)), "")
 

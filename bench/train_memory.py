@@ -113,7 +113,7 @@ def loop_rows(loop_dir: Path) -> tuple[list[dict], str]:
     from prm_quickstart import latest
 
     from searchlearn.reward.labels import read_labelled_steps
-    from searchlearn.stages.reward import LABELS_FILE
+    from searchlearn.stages.labels import LABELS_FILE
 
     rounds = sorted(int(p.name[len("labels-r"):]) for p in (loop_dir / "artifacts").glob("labels-r*"))
     rows = [r for k in rounds for r in read_labelled_steps(Path(latest(loop_dir, f"labels-r{k}")["path"]) / LABELS_FILE)]

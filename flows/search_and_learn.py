@@ -24,7 +24,8 @@ from searchlearn.stages.data import eval_file_stage, problems_stage
 from searchlearn.stages.evaluate import eval_stage, rerank_stage, scaling_stage
 from searchlearn.stages.learn import learn_stage
 from searchlearn.stages.policy import base_model_stage, sft_stage
-from searchlearn.stages.reward import reward_model_stage, trained_kinds
+from searchlearn.stages.labels import trained_kinds
+from searchlearn.stages.reward import reward_model_stage
 from tasks import fanout, label_steps, run, search_for_data
 
 # For bench/orchestration.py, which slices configs as the flow once did; the stages

@@ -17,7 +17,7 @@ from typing import Iterator
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from searchlearn.sharding import plan_shards
-from searchlearn.stages.reward import label_shard_stage, labelled_count, merge_labels_stage
+from searchlearn.stages.labels import label_shard_stage, labelled_count, merge_labels_stage
 from searchlearn.stages.search import merge_stage, shard_stage
 from searchlearn.stages.stage import Stage
 from tasks.stage import run, stage_task, trusted

@@ -77,7 +77,8 @@ def test_earlier_steps_keep_their_labels_and_the_count_is_capped():
 def test_the_training_job_adds_corrupted_rows_to_training_rows_only(tmp_path, monkeypatch):
     from searchlearn.reward import trainers
     from searchlearn.reward.labels import write_labelled_steps
-    from searchlearn.stages.reward import LABELS_FILE, OUTCOME_FILE, reward_job
+    from searchlearn.stages.labels import LABELS_FILE, OUTCOME_FILE
+    from searchlearn.stages.reward import reward_job
 
     rows = [{**ROW, "problem_id": f"p{i}", "labels": [1.0, 1.0, 1.0]} for i in range(10)]
     write_labelled_steps(tmp_path / LABELS_FILE, rows)

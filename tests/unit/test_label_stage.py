@@ -11,15 +11,8 @@ from searchlearn.formatting import join_steps
 from searchlearn.problems.base import Problem, write_problems
 from searchlearn.reward.labels import read_labelled_steps
 from searchlearn.search.base import Candidate, SearchResult
-from searchlearn.stages.reward import (
-    LABELS_FILE,
-    OUTCOME_FILE,
-    label_config,
-    label_shard,
-    merge_labels,
-    reward_config,
-    trained_kinds,
-)
+from searchlearn.stages.labels import LABELS_FILE, OUTCOME_FILE, label_config, label_shard, merge_labels, trained_kinds
+from searchlearn.stages.reward import reward_config
 
 Q = "Start at 4, add 2, add 4."
 EQ = {"equations": [[4, "+", 2, 6], [6, "+", 4, 10]]}

@@ -19,7 +19,8 @@ from searchlearn.stages.data import problems_stage
 from searchlearn.stages.evaluate import eval_stage, rerank_stage, scaling_stage
 from searchlearn.stages.learn import learn_stage
 from searchlearn.stages.policy import base_model_stage, sft_stage
-from searchlearn.stages.reward import label_shard_stage, merge_labels_stage, reward_model_stage
+from searchlearn.stages.labels import label_shard_stage, merge_labels_stage
+from searchlearn.stages.reward import reward_model_stage
 from searchlearn.stages.search import merge_stage, shard_stage
 from searchlearn.stages.stage import stage_key
 
@@ -67,10 +68,10 @@ RUNS = {
                      "search.selection", "problems.base", "formatting", "answers", "generation", "reward.prm",
                      "sharding"},
     "search-for-data": {"stages.search", "stages.common", "stages.data", "problems.base", "sharding"},
-    "label-shard": {"stages.reward", "stages.common", "reward.labels", "reward.orm", "reward.oracle", "answers",
+    "label-shard": {"stages.labels", "stages.common", "reward.labels", "reward.orm", "reward.oracle", "answers",
                     "formatting", "generation", "sharding", "problems.base"},
-    "label-steps": {"stages.reward", "stages.common", "reward.labels", "reward.quality", "sharding"},
-    "train-reward-model": {"stages.reward", "stages.common", "reward.trainers", "reward.prm_train",
+    "label-steps": {"stages.labels", "stages.common", "reward.labels", "reward.quality", "sharding"},
+    "train-reward-model": {"stages.reward", "stages.labels", "stages.common", "reward.trainers", "reward.prm_train",
                            "reward.implicit_train", "reward.implicit", "reward.verifier", "reward.quality",
                            "reward.labels", "learn.launch", "learn.lm_head"},
     "learn-policy": {"stages.learn", "stages.common", "learn.rft", "learn.dpo", "learn.grpo", "learn.sft",
@@ -164,6 +165,18 @@ def test_training_code_of_a_reward_model_kind_recomputes_only_its_training(stage
     evaluation) or only label do not depend on how a kind is trained."""
     edit(source_copy, "searchlearn.reward.implicit_train", "from __future__", "# a comment\nfrom __future__")
     assert changed(keys(stages), keys(stages, source_copy)) == {"train-reward-model"}
+
+
+def test_editing_the_reward_training_job_does_not_relabel(stages, source_copy):
+    """The training job (stages/reward.py) is apart from labelling (stages/labels.py):
+    an edit to it re-trains the reward model and leaves the rollouts cached."""
+    edit(source_copy, "searchlearn.stages.reward", "from __future__", "# a comment\nfrom __future__")
+    assert changed(keys(stages), keys(stages, source_copy)) == {"train-reward-model"}
+
+
+def test_editing_labelling_relabels_and_retrains(stages, source_copy):
+    edit(source_copy, "searchlearn.stages.labels", "from __future__", "# a comment\nfrom __future__")
+    assert changed(keys(stages), keys(stages, source_copy)) == {"label-shard", "label-steps", "train-reward-model"}
 
 
 def test_another_search_algorithm_recomputes_only_the_stages_that_may_pick_it(stages, source_copy):
