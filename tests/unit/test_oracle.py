@@ -93,3 +93,18 @@ def test_the_oracle_parses_and_never_evaluates():
 
 def test_problems_without_reference_equations_have_no_oracle():
     assert reference_equations({}) is None and reference_equations({"equations": []}) is None
+
+
+@pytest.mark.parametrize("step, holds", [
+    ("He collects 14 more: 65 + 14 = 79.", True),
+    ("He collects 14 more: 65 + 14 = 78.", False),  # a slip
+    ("65 + 31 = 96.", True),  # the wrong quantities, but right arithmetic
+    ("65 + 14 - 31 = 48.", True),
+    ("16 * 3 = 54, then", False),
+    ("65 / 0 = 79.", False),
+    ("65 + + 14 = 79.", None),  # no expression parses: judged as text by check()
+    ("Sam has 65 eggs.", None),  # states no computation
+    ("The answer is 48.", None),
+])
+def test_arithmetic_holds_tells_a_slip_from_a_wrong_choice(step, holds):
+    assert oracle.arithmetic_holds(step) is holds

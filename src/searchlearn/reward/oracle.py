@@ -112,17 +112,14 @@ def question_quantities(question: str) -> set[Fraction]:
 def _check_step(step: str, known: set[Fraction], unused: list[Equation], results: set[Fraction]) -> bool:
     """Is this step right, given the quantities known so far? Updates `known` and
     `unused` when it is."""
-    match = None
-    for match in _EXPR.finditer(step):
-        pass  # the step's computation is its last expression
-    if match is None:
+    computation = _computation(step)
+    if computation is None:
         if is_answer_step(step):
             return True  # judged by the caller
         stated = {parse_number(m.group(1)) for m in NUMBERS.finditer(step)}
         return all(v in known for v in stated if v is not None)
-    numbers, ops = _tokens(match.group(1))
-    result = parse_number(match.group(2).replace("$", ""))
-    if numbers is None or result is None or _evaluate(numbers, ops) != result:
+    numbers, ops, result = computation
+    if not arithmetic_holds(step):
         return False  # malformed, or the arithmetic is wrong
     if not all(v in known for v in numbers):
         return False  # an operand the solver does not have
@@ -135,6 +132,30 @@ def _check_step(step: str, known: set[Fraction], unused: list[Equation], results
         return False
     known.add(result)
     return True
+
+
+def arithmetic_holds(step: str) -> bool | None:
+    """Does the computation a step states (its last `a op b ... = c`) hold, exactly?
+    None when it states none; False when it is malformed. Whether it is the problem's
+    computation is not asked (a right sum of the wrong quantities holds): it tells an
+    arithmetic slip from a wrong choice of operands. Parsed, never evaluated as code."""
+    computation = _computation(step)
+    if computation is None:
+        return None
+    numbers, ops, result = computation
+    return numbers is not None and result is not None and _evaluate(numbers, ops) == result
+
+
+def _computation(step: str) -> tuple[list[Fraction] | None, list[str], Fraction | None] | None:
+    """The step's last expression (`a op b ... = c`) as its operands, operators and
+    stated result (operands None when malformed); None when it states none."""
+    match = None
+    for match in _EXPR.finditer(step):
+        pass  # the step's computation is its last expression
+    if match is None:
+        return None
+    numbers, ops = _tokens(match.group(1))
+    return numbers, ops, parse_number(match.group(2).replace("$", ""))
 
 
 def _matching(a: Fraction, op: str, b: Fraction, c: Fraction, unused: list[Equation]) -> Equation | None:
