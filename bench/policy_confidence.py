@@ -77,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also each scorer's weighted vote at the largest N with every candidate weighted by "
                         "exp(logit(s)/T) instead of s (T -> 0: the best-scored; large T: the majority). Measured "
                         "on the same held-out pool, so a scan's best T is an upper bound, not a tuned result")
+    p.add_argument("--step-check", default="none", choices=["none", "calculator"],
+                   help="also the step check alone and every reward model checked by it (prm.step_check), "
+                        "from the saved scores: the same pool, so paired with the unchecked model (--against)")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "policy_confidence.json"))
     return p.parse_args(argv)
 
@@ -188,6 +191,20 @@ def measures(rows: list[dict], values, how: str, ns, draws: int, temperatures=()
     return out
 
 
+def weighted_outcomes(rows: list[dict], values, how: str, n: int) -> list[int]:
+    """Per problem, 1 if the weighted vote over its first n candidates is right."""
+    from searchlearn.reward.base import aggregate
+    from searchlearn.search.base import Candidate
+    from searchlearn.search.selection import select_weighted
+
+    out = []
+    for r in rows:
+        pool = [Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(values(c), how))
+                for c in r["candidates"][:n]]
+        out.append(int(bool(pool[select_weighted(pool)].correct)))
+    return out
+
+
 def tempered_vote(pools, n: int, temperature: float) -> float:
     """Accuracy of the weighted vote over each pool's first n candidates, each weighted
     by exp(logit(score)/temperature), the scores clipped to [1e-6, 1 - 1e-6]; each
@@ -208,10 +225,14 @@ def tempered_vote(pools, n: int, temperature: float) -> float:
     return sum(bool(c.correct) for c in chosen) / len(pools)
 
 
-def scorers(rows: list[dict], with_policy: bool = True) -> dict:
+def scorers(rows: list[dict], with_policy: bool = True, step_check: str = "none") -> dict:
     """name -> (a candidate's step values, their aggregation): the content-blind
     position scorer, the policy's confidence by each aggregation (unless without the
-    policy), and every reward model the rerank scored (a process model by its weakest step)."""
+    policy), and every reward model the rerank scored (a process model by its weakest
+    step). With a `step_check` (reward/checks.py), also the check alone (a step 1 unless
+    it fails, 0 from there on: `<check>_only`) and every reward model checked by it
+    (`<name>+<check>`), computed from the saved scores exactly as the stages' checked
+    scorer computes them."""
     out = {"position_only": (lambda c: [1 / (k + 1) for k in range(len(c["steps"]))], "min")}
     if with_policy:
         out.update({f"confidence_{how}": (lambda c: c["confidence"], how) for how in AGGREGATIONS})
@@ -220,6 +241,15 @@ def scorers(rows: list[dict], with_policy: bool = True) -> dict:
         selector = name.split("@")[0]
         how = selector.rsplit("_", 1)[1] if selector.endswith(("_min", "_last")) else "last"
         out[name] = (lambda c, k=name: c["scores"][k], how)
+    if step_check != "none":
+        from searchlearn.reward.checks import STEP_CHECKS, checked
+
+        fails = STEP_CHECKS[step_check]
+        models = [name for name in out if name in rows[0]["candidates"][0]["scores"]]
+        out[f"{step_check}_only"] = (lambda c: checked([1.0] * len(c["steps"]), c["steps"], fails), "min")
+        for name in models:
+            values, how = out[name]
+            out[f"{name}+{step_check}"] = (lambda c, v=values: checked(v(c), c["steps"], fails), how)
     return out
 
 
@@ -296,7 +326,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     loop, start = Path(args.loop_dir).resolve(), time.perf_counter()
     rows = merged_candidates([Path(d) for d in args.rerank_dir])
-    table = scorers(rows, with_policy=not args.skip_policy)
+    table = scorers(rows, with_policy=not args.skip_policy, step_check=args.step_check)
     unknown = sorted(set(args.against) - set(table))  # names need no scores yet: fails before any model loads
     if unknown:
         raise SystemExit(f"--against {unknown}: not among the scorers {sorted(table)}")
@@ -318,6 +348,12 @@ def main(argv=None) -> int:
         f"{a}_minus_{b}": paired_candidate_auc_difference(rows, table[a], table[b], args.bootstrap) for a, b in pairs}
     report["step_auc_oracle_differences"] = {  # --against's: the issue's pooled measure, paired
         f"{a}_minus_{b}": paired_step_auc_difference(rows, table[a], table[b]) for a, b in pairs if a in args.against}
+    n = max(args.ns)
+    report[f"weighted_bon{n}_differences"] = {  # --against's weighted vote, paired over problems
+        f"{a}_minus_{b}": bootstrap_diff([x - y for x, y in zip(weighted_outcomes(rows, *table[a], n),
+                                                                 weighted_outcomes(rows, *table[b], n))],
+                                         args.bootstrap)
+        for a, b in pairs if a in args.against}
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -373,6 +409,8 @@ def print_table(report: dict, n: int) -> None:
     print(f"majority @{n}: {report['scorers'][next(iter(report['scorers']))]['bon'][f'n{n}']['majority']['acc']:.3f}")
     for name, d in report["candidate_auc_differences"].items():
         print(f"candidate AUC {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+    for name, d in report.get(f"weighted_bon{n}_differences", {}).items():
+        print(f"weighted vote @{n} {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
     for name, d in report.get("step_auc_oracle_differences", {}).items():
         print(f"pooled step AUC {name}, paired over problems: {d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
 

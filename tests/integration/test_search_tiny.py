@@ -65,3 +65,18 @@ def test_algorithm_on_tiny_model(name, tiny_model_dir, prm_dir, problems):
     max_calls = {"best_of_n": 1, "beam_search": BUDGET.max_steps, "dvts": BUDGET.max_steps,
                  "mcts": SETTINGS["mcts"]["max_simulations"]}[name]
     assert 1 <= generator.stats.calls <= max_calls
+
+
+def test_a_stage_loads_the_reward_model_with_its_step_check(prm_dir, problems, tmp_path):
+    """stages.common.load_scorer_ref applies the check its reference carries
+    (stages.stage.scorer_ref_of): a slip and every step after it score 0 with the real
+    tiny PRM; the same steps keep the model's values without the check."""
+    from searchlearn.stages.common import load_scorer_ref
+    from searchlearn.stages.stage import scorer_ref_of
+
+    (tmp_path / "model").symlink_to(prm_dir)  # a train-reward-model output holds its model in model/
+    ref = {"path": str(tmp_path), "sha": "x", "kind": "prm"}
+    steps = ["Start with 4: 4 + 2 = 6.", "6 * 3 = 19.", "19 - 1 = 18.", "The answer is 18."]
+    plain = load_scorer_ref(scorer_ref_of(ref, "none").value).score([problems[0].question], [steps])[0]
+    checked = load_scorer_ref(scorer_ref_of(ref, "calculator").value).score([problems[0].question], [steps])[0]
+    assert checked[0] == plain[0] > 0 and checked[1:] == [0.0, 0.0, 0.0] and min(plain[1:]) > 0

@@ -120,6 +120,8 @@ def test_reward_model_kinds_label_sources_and_solve_rates_are_checked():
         load_config("tiny_prm", ["prm.compare_kinds=[orm,rm]"])
     with pytest.raises(ConfigError, match=r"prm\.labels='exact' is not one of: mc, oracle"):
         load_config("tiny_prm", ["prm.labels=exact"])
+    with pytest.raises(ConfigError, match=r"prm\.step_check='python' is not one of: calculator, none"):
+        load_config("tiny_prm", ["prm.step_check=python"])
     with pytest.raises(ConfigError, match=r"prm\.max_solve_rate must be in \[0, 1\]"):
         load_config("tiny_prm", ["prm.max_solve_rate=1.5"])
     with pytest.raises(ConfigError, match="min_solve_rate=0.8 is above"):

@@ -243,3 +243,25 @@ def test_a_search_that_reads_no_scores_does_not_depend_on_the_reward_model():
     for guided in (["search.algorithm=best_of_n", "search.selection=weighted"], ["search.algorithm=beam_search"]):
         assert key(*guided, scorer=prm) != key(*guided, scorer=None)
         assert key(*guided, scorer=prm)[1] is not None
+
+
+def test_a_step_check_keys_every_stage_that_scores_and_nothing_else():
+    """prm.step_check changes what the reward model's values are wherever it scores
+    (search, reranking, scaling, GRPO shaping), so those stages re-run; labelling and
+    training read no scores and keep their keys. `none` keys as before the option."""
+    problems, policy, prm = ref("problems"), ref("policy"), ref("prm", kind="implicit_step")
+
+    def stages_with(*overrides: str) -> dict:
+        cfg = load_config("tiny_prm", ["eval.scaling.enabled=true", *overrides])
+        return {"search-shard": shard_stage(cfg, policy, problems, prm, 2, 32, [0]),
+                "evaluate-reranking": rerank_stage(cfg, policy, problems, {"implicit_step": prm}, 2),
+                "evaluate-scaling": scaling_stage(cfg, policy, problems, prm, 2),
+                "learn-policy": learn_stage(cfg, policy, policy, [ref("search")], prm, 2),
+                "label-shard": label_shard_stage(cfg, policy, ref("search", **{"search.problems": 16}), 2, 32, [0]),
+                "train-reward-model": reward_model_stage(cfg, policy, [ref("labels")], "implicit_step", 2)}
+
+    plain, checked = stages_with(), stages_with("prm.step_check=calculator")
+    assert changed({k: s.key for k, s in plain.items()}, {k: s.key for k, s in checked.items()}) == {
+        "search-shard", "evaluate-reranking", "evaluate-scaling", "learn-policy"}
+    assert plain["search-shard"].inputs["scorer_ref"].sha == prm["sha"]  # none: the model's hash alone
+    assert checked["search-shard"].inputs["scorer_ref"].value["step_check"] == "calculator"

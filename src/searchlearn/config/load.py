@@ -122,6 +122,7 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
     from searchlearn.problems.sources import SOURCES as PROBLEM_SOURCES
     from searchlearn.reward import SCORERS
     from searchlearn.reward.base import AGGREGATIONS
+    from searchlearn.reward.checks import STEP_CHECKS
     from searchlearn.reward.implicit import REWARDS as IMPLICIT_REWARDS
     from searchlearn.reward.labels import LABEL_SOURCES
     from searchlearn.search import ALGORITHMS, SELECTIONS
@@ -149,6 +150,7 @@ def _choices() -> dict[str, Callable[[], Sequence[str]]]:
         "prm.labels": lambda: sorted(LABEL_SOURCES),
         "prm.init_from": lambda: ["policy", "previous"],
         "prm.label_mode": lambda: ["hard", "soft"],
+        "prm.step_check": lambda: sorted(STEP_CHECKS),
         "prm.implicit.reward": lambda: list(IMPLICIT_REWARDS),
         "prm.implicit_step.reward": lambda: list(IMPLICIT_REWARDS),
         "execution.task_runner": lambda: ["dask", "ray", "threads"],

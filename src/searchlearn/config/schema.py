@@ -241,6 +241,7 @@ class PRMConfig:
     temperature: float = f(0.8, "Rollout sampling temperature.")
     top_p: float = f(1.0, "Rollout nucleus sampling.")
     max_new_tokens: int = f(160, "Max tokens per rollout (a full completion from the prefix).")
+    step_check: str = f("none", "A tool composed with the reward model wherever it scores (search, reranking, GRPO shaping; reward/checks.py): a step it finds certainly wrong, and every step after it, scores 0. none | calculator: the step states a computation (`16 * 3 = 54`) whose arithmetic does not hold, checked by parsing with exact fractions (no reference solution, no labels, never evaluated as code).")
     corrupt_steps: int = f(0, "Step-label kinds (prm, implicit_step): synthetic wrong steps added per labelled training solution, each a step the labels call good with the number it commits to changed into a near miss, the solution cut there and labelled 0 (reward/corrupt.py). Negatives without rollouts or an oracle; held-out rows are left as they are. 0 = none.")
     eval_fraction: float = f(0.15, "Share of labelled problems held out for step-level AUC / accuracy.")
     rerank_n: list = f([1, 2, 4, 8, 16], "Best-of-N sizes for the reranking evaluation (each trained kind by its aggregations, majority, random).")

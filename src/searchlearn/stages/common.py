@@ -105,11 +105,14 @@ def worker_id() -> str:
 
 
 def load_scorer_ref(scorer_ref: dict | None, kind: str | None = None):
-    """The StepScorer saved by a train-reward-model stage (None passes through)."""
+    """The StepScorer saved by a train-reward-model stage, with the step check its
+    reference carries (stages.stage.scorer_ref_of; None passes through)."""
     if scorer_ref is None:
         return None
     from searchlearn.generation import exclusive
     from searchlearn.reward import load_scorer
+    from searchlearn.reward.checks import with_step_check
 
     with exclusive():
-        return load_scorer(kind or scorer_ref["kind"], str(Path(scorer_ref["path"]) / "model"))
+        scorer = load_scorer(kind or scorer_ref["kind"], str(Path(scorer_ref["path"]) / "model"))
+    return with_step_check(scorer, scorer_ref.get("step_check", "none"))

@@ -11,7 +11,7 @@ from searchlearn.search.scaling import TREE_SEARCHES
 from searchlearn.sharding import block_seed
 from searchlearn.stages.common import STAGE_SEEDS, load_scorer_ref, log, produce, section, stage_generator
 from searchlearn.stages.data import test_problems
-from searchlearn.stages.stage import Stage, path_of, ref_of
+from searchlearn.stages.stage import Stage, path_of, scorer_ref_of
 
 # The search settings the scaling comparison reads: sampling, and every tree
 # algorithm's own section (it runs them all), not the data-generation ones.
@@ -44,7 +44,8 @@ def rerank_stage(cfg, policy: dict, problems: dict, scorers: dict[str, dict], ro
     """evaluate-reranking: best-of-N with every reward model trained this round."""
     return Stage("evaluate-reranking", "rerank", evaluate_reranking,
                  {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
-                  "scorer_refs": {kind: ref_of(ref) for kind, ref in scorers.items()}, "prm_cfg": section(cfg.prm),
+                  "scorer_refs": {kind: scorer_ref_of(ref, cfg.prm.step_check) for kind, ref in scorers.items()},
+                  "prm_cfg": section(cfg.prm),
                   "eval_cfg": eval_config(cfg), "gen_cfg": section(cfg.generation), "seed": cfg.seed},
                  round=round_index)
 
@@ -52,7 +53,8 @@ def rerank_stage(cfg, policy: dict, problems: dict, scorers: dict[str, dict], ro
 def scaling_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_index: int) -> Stage:
     """evaluate-scaling: every search method at every budget, accuracy vs tokens."""
     return Stage("evaluate-scaling", "scaling", evaluate_scaling,
-                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems), "scorer_ref": ref_of(scorer),
+                 {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
+                  "scorer_ref": scorer_ref_of(scorer, cfg.prm.step_check),
                   "scaling_cfg": section(cfg.eval.scaling), "search_cfg": scaling_search(cfg),
                   "eval_cfg": eval_config(cfg), "gen_cfg": section(cfg.generation), "seed": cfg.seed},
                  round=round_index)

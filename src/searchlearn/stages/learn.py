@@ -8,7 +8,7 @@ from pathlib import Path
 from searchlearn.learn import LEARNERS, LearnInputs
 from searchlearn.learn.launch import run_training
 from searchlearn.stages.common import active, load_scorer_ref, produce, training_launch
-from searchlearn.stages.stage import Stage, path_of, ref_of
+from searchlearn.stages.stage import Stage, path_of, scorer_ref_of
 
 
 def learn_config(cfg) -> dict:
@@ -25,7 +25,8 @@ def learn_stage(cfg, start: dict, policy: dict, searched: list[dict], scorer: di
     return Stage("learn-policy", "policy", learn_round,
                  {"policy_dir": path_of(start, "model"), "reference_dir": path_of(policy, "model"),
                   "search_dir": path_of(searched[-1]), "earlier_search_dirs": [path_of(s) for s in earlier],
-                  "learn_cfg": learn_config(cfg), "seed": cfg.seed, "scorer_ref": ref_of(scorer),
+                  "learn_cfg": learn_config(cfg), "seed": cfg.seed,
+                  "scorer_ref": scorer_ref_of(scorer, cfg.prm.step_check),
                   "launch": training_launch(cfg)}, round=round_index)
 
 

@@ -15,7 +15,7 @@ from searchlearn.sharding import block, check_covers
 from searchlearn.stages.common import (active, load_scorer_ref, log, produce, read_stage_meta, section,
                                        stage_generator, worker_id)
 from searchlearn.stages.data import round_problems
-from searchlearn.stages.stage import Stage, path_of, ref_of
+from searchlearn.stages.stage import Stage, path_of, scorer_ref_of
 
 
 def search_config(cfg) -> dict:
@@ -35,7 +35,8 @@ def shard_stage(cfg, policy: dict, problems: dict, scorer: dict | None, round_in
         scorer = None
     return Stage("search-shard", "search-shards", search_shard,
                  {"policy_dir": path_of(policy, "model"), "data_dir": path_of(problems),
-                  "search_cfg": search_cfg, "gen_cfg": section(cfg.generation), "scorer_ref": ref_of(scorer),
+                  "search_cfg": search_cfg, "gen_cfg": section(cfg.generation),
+                  "scorer_ref": scorer_ref_of(scorer, cfg.prm.step_check),
                   "seed": cfg.seed, "round_index": round_index, "block_size": block_size, "blocks": blocks},
                  round=round_index)
 

@@ -46,6 +46,16 @@ def ref_of(ref: dict | None) -> Upstream | None:
     return None if ref is None else Upstream(ref["sha"], ref)
 
 
+def scorer_ref_of(ref: dict | None, step_check: str) -> Upstream | None:
+    """A reward model's reference passed whole, with the step check it is used with
+    (prm.step_check, reward/checks.py; stages.common.load_scorer_ref applies it): the
+    key sees the model's content hash and the check."""
+    if ref is None:
+        return None
+    sha = ref["sha"] if step_check == "none" else f"{ref['sha']}+{step_check}"
+    return Upstream(sha, {**ref, "step_check": step_check})
+
+
 @dataclass(frozen=True)
 class Stage:
     task: str  # what the orchestrator calls it, a verb: "sft-on-demos"
