@@ -76,9 +76,10 @@ def merged(out: Path, report: dict) -> dict:
         return report
     old = json.loads(out.read_text())
     # Rows of another policy, backend or search setting would not be one curve.
-    for key in ("experiment", "policy", "scorer", "kind", "problems", "backend", "search"):
-        if json.dumps(old.get(key), sort_keys=True) != json.dumps(report[key], sort_keys=True):
-            raise SystemExit(f"--merge: {out} has {key}={old.get(key)!r}, this run {report[key]!r}")
+    for key in ("experiment", "policy", "scorer", "kind", "step_check", "problems", "backend", "search"):
+        earlier = old.get(key, "none" if key == "step_check" else None)  # files from before the option
+        if json.dumps(earlier, sort_keys=True) != json.dumps(report[key], sort_keys=True):
+            raise SystemExit(f"--merge: {out} has {key}={earlier!r}, this run {report[key]!r}")
     ran = {(r["method"], r["n"]) for r in report["rows"]}
     kept = [r for r in old["rows"] if (r["method"], r["n"]) not in ran]
     wall = old.get("wall_s") if isinstance(old.get("wall_s"), dict) else {}
@@ -114,6 +115,7 @@ def main() -> None:
     from searchlearn.config import load_config
     from searchlearn.generation import make_generator
     from searchlearn.reward import load_scorer
+    from searchlearn.reward.checks import with_step_check
     from searchlearn.search.scaling import scaling_curve
     from searchlearn.stages.data import test_problems
 
@@ -122,7 +124,8 @@ def main() -> None:
     run_dir = Path(args.run_dir).resolve()
     policy = Path(latest(run_dir, f"policy-r{args.round}")["path"]) / "model"
     scorer_dir = Path(args.scorer_dir) if args.scorer_dir else Path(latest(run_dir, f"{args.kind}-r{args.round}")["path"])
-    scorer = load_scorer(args.kind, str(scorer_dir / "model"))
+    # prm.step_check (e.g. --override prm.step_check=calculator), as the stages apply it
+    scorer = with_step_check(load_scorer(args.kind, str(scorer_dir / "model")), cfg.prm.step_check)
     problems = test_problems(latest(run_dir, "problems")["path"], args.problems)
     gen_cfg = {**OmegaConf.to_container(cfg.generation, resolve=True), "backend": args.backend}
     gen = make_generator(str(policy), gen_cfg, seed=0)
@@ -139,10 +142,10 @@ def main() -> None:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         report = {"experiment": args.experiment, "policy": str(policy), "scorer": str(scorer_dir),
-                  "kind": args.kind, "problems": len(problems), "backend": args.backend, "wall_s": round(wall, 1),
+                  "kind": args.kind, "step_check": cfg.prm.step_check, "problems": len(problems), "backend": args.backend, "wall_s": round(wall, 1),
                   "search": search_cfg, "rows": rows, "commands": [" ".join([".venv/bin/python", *sys.argv])]}
         out.write_text(json.dumps(merged(out, report) if args.merge else report, indent=2) + "\n")
-    print(f"\npolicy {policy}\n{args.kind} {scorer_dir}\n{len(problems)} held-out problems, backend {args.backend}, "
+    print(f"\npolicy {policy}\n{args.kind} {scorer_dir} (step check: {cfg.prm.step_check})\n{len(problems)} held-out problems, backend {args.backend}, "
           f"wall {wall:.0f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
     gen_bon = {r["n"]: r["gen_tokens_per_s"] for r in rows if r["method"] == "bon_majority"}
     print(f"\n{'method':14s} {'N':>3s} {'acc':>6s} {'tok/problem':>12s} {'tok/s':>7s} {'vs BoN':>7s} "
