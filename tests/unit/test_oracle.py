@@ -108,3 +108,17 @@ def test_problems_without_reference_equations_have_no_oracle():
 ])
 def test_arithmetic_holds_tells_a_slip_from_a_wrong_choice(step, holds):
     assert oracle.arithmetic_holds(step) is holds
+
+
+@pytest.mark.parametrize("step, holds", [
+    ("10 / 3 = 3.33.", True),
+    ("10 / 3 = 3.3", True),
+    ("2 / 3 = 0.67", True),  # halves and above round up
+    ("10 / 3 = 3.34", False),
+    ("10 / 3 = 3", False),  # written without decimals: must be exact
+    ("-10 / 3 = -3.33", True),
+    ("7 / 2 = 3.5", True),
+])
+def test_a_rounded_result_holds_when_asked(step, holds):
+    assert oracle.arithmetic_holds(step, rounded=True) is holds
+    assert oracle.arithmetic_holds(step) is (holds and step in ("7 / 2 = 3.5",))  # the oracle stays exact

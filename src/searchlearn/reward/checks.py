@@ -6,8 +6,8 @@ cannot be trusted to reach its answer, as the PRM's hard labels say) and passes 
 other value through, so search, reranking and GRPO shaping all see it.
 
 `calculator`: the step states a computation (`16 * 3 = 54`) whose arithmetic does not
-hold, found by parsing with exact fractions (oracle.arithmetic_holds), never by
-evaluating model text. It needs no reference solution and no labels, so it works on
+hold, found by parsing with exact fractions (oracle.arithmetic_holds; a result written
+with decimals may be rounded), never by evaluating model text. It needs no reference solution and no labels, so it works on
 any problem whose solutions write their computations out; a step without one passes.
 Why a tool: at quickstart scale 86 % of wrong candidates first go wrong at such a slip,
 and the policy, so every reward model that starts from it, believes most of them
@@ -22,8 +22,10 @@ from searchlearn.reward.oracle import arithmetic_holds
 
 
 def calculator_fails(step: str) -> bool:
-    """The step's stated computation does not hold (False when it states none)."""
-    return arithmetic_holds(step) is False
+    """The step's stated computation does not hold (False when it states none). A
+    result written with decimals may be rounded (`10 / 3 = 3.33` holds): solutions
+    round, and a rounded step is not a slip; one written without decimals must be exact."""
+    return arithmetic_holds(step, rounded=True) is False
 
 
 # prm.step_check -> the check (None: the scorer as it is).

@@ -118,7 +118,7 @@ def _check_step(step: str, known: set[Fraction], unused: list[Equation], results
             return True  # judged by the caller
         stated = {parse_number(m.group(1)) for m in NUMBERS.finditer(step)}
         return all(v in known for v in stated if v is not None)
-    numbers, ops, result = computation
+    numbers, ops, result, _ = computation
     if not arithmetic_holds(step):
         return False  # malformed, or the arithmetic is wrong
     if not all(v in known for v in numbers):
@@ -134,28 +134,46 @@ def _check_step(step: str, known: set[Fraction], unused: list[Equation], results
     return True
 
 
-def arithmetic_holds(step: str) -> bool | None:
+def arithmetic_holds(step: str, rounded: bool = False) -> bool | None:
     """Does the computation a step states (its last `a op b ... = c`) hold, exactly?
     None when it states none; False when it is malformed. Whether it is the problem's
     computation is not asked (a right sum of the wrong quantities holds): it tells an
-    arithmetic slip from a wrong choice of operands. Parsed, never evaluated as code."""
+    arithmetic slip from a wrong choice of operands. With `rounded`, a result written
+    with d decimals also holds when the exact value rounds to it at d decimals
+    (`10 / 3 = 3.33`); one written without decimals must be exact. Parsed, never
+    evaluated as code."""
     computation = _computation(step)
     if computation is None:
         return None
-    numbers, ops, result = computation
-    return numbers is not None and result is not None and _evaluate(numbers, ops) == result
+    numbers, ops, result, written = computation
+    value = _evaluate(numbers, ops) if numbers is not None else None
+    if value is None or result is None:
+        return False
+    if value == result:
+        return True
+    decimals = len(written.rpartition(".")[2]) if rounded and "." in written else 0
+    return decimals > 0 and _round_half_away(value, decimals) == result
 
 
-def _computation(step: str) -> tuple[list[Fraction] | None, list[str], Fraction | None] | None:
-    """The step's last expression (`a op b ... = c`) as its operands, operators and
-    stated result (operands None when malformed); None when it states none."""
+def _round_half_away(value: Fraction, decimals: int) -> Fraction:
+    """`value` rounded to `decimals` places, halves away from zero (as people write)."""
+    scale = 10 ** decimals
+    units = (abs(value) * scale * 2 + 1) // 2  # floor(|v|·scale + 1/2)
+    return Fraction(int(units) * (1 if value >= 0 else -1), scale)
+
+
+def _computation(step: str) -> tuple[list[Fraction] | None, list[str], Fraction | None, str] | None:
+    """The step's last expression (`a op b ... = c`) as its operands, operators,
+    stated result and that result as written (operands None when malformed); None
+    when it states none."""
     match = None
     for match in _EXPR.finditer(step):
         pass  # the step's computation is its last expression
     if match is None:
         return None
     numbers, ops = _tokens(match.group(1))
-    return numbers, ops, parse_number(match.group(2).replace("$", ""))
+    written = match.group(2).replace("$", "")
+    return numbers, ops, parse_number(written), written
 
 
 def _matching(a: Fraction, op: str, b: Fraction, c: Fraction, unused: list[Equation]) -> Equation | None:
