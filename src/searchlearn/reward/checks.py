@@ -7,8 +7,9 @@ other value through, so search, reranking and GRPO shaping all see it.
 
 `calculator`: the step states a computation (`16 * 3 = 54`) whose arithmetic does not
 hold, found by parsing with exact fractions (oracle.arithmetic_holds; a result written
-with decimals may be rounded), never by evaluating model text. It needs no reference solution and no labels, so it works on
-any problem whose solutions write their computations out; a step without one passes.
+with decimals may be rounded), never by evaluating model text. It needs no reference
+solution and no labels, so it works on any problem whose solutions write their
+computations out; a step without one passes.
 Why a tool: at quickstart scale 86 % of wrong candidates first go wrong at such a slip,
 and the policy, so every reward model that starts from it, believes most of them
 (README, "Why no scorer built from the policy can win the vote").
@@ -47,7 +48,10 @@ class CheckedScorer:
 
     def __init__(self, scorer, fails: Callable[[str], bool]):
         self.scorer, self.fails = scorer, fails
-        self.aggregations = getattr(scorer, "aggregations", ("min", "last"))
+
+    @property
+    def aggregations(self) -> tuple[str, ...]:
+        return self.scorer.aggregations
 
     def score(self, questions: Sequence[str], step_lists: Sequence[Sequence[str]]) -> list[list[float]]:
         return [checked(values, steps, self.fails)
