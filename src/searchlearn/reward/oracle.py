@@ -119,7 +119,7 @@ def _check_step(step: str, known: set[Fraction], unused: list[Equation], results
         stated = {parse_number(m.group(1)) for m in NUMBERS.finditer(step)}
         return all(v in known for v in stated if v is not None)
     numbers, ops, result, _ = computation
-    if not arithmetic_holds(step):
+    if not _holds(computation):
         return False  # malformed, or the arithmetic is wrong
     if not all(v in known for v in numbers):
         return False  # an operand the solver does not have
@@ -143,8 +143,11 @@ def arithmetic_holds(step: str, rounded: bool = False) -> bool | None:
     (`10 / 3 = 3.33`); one written without decimals must be exact. Parsed, never
     evaluated as code."""
     computation = _computation(step)
-    if computation is None:
-        return None
+    return None if computation is None else _holds(computation, rounded)
+
+
+def _holds(computation: tuple, rounded: bool = False) -> bool:
+    """arithmetic_holds for a step's already-parsed computation (`_computation`)."""
     numbers, ops, result, written = computation
     value = _evaluate(numbers, ops) if numbers is not None else None
     if value is None or result is None:

@@ -83,15 +83,23 @@ def stratified_auc(problems: Sequence[Sequence[Sequence[tuple[float, bool]]]], d
     hard and that late steps go wrong more often, which picks no candidate. The
     interval resamples problems whole. Returns {auc, lo, hi, pairs}; auc is NaN where
     no stratum holds both classes."""
+    auc, lo, hi, pairs = pooled_ratio([concordance(problem) for problem in problems], draws, seed, level)
+    return {"auc": auc, "lo": lo, "hi": hi, "pairs": int(pairs)}
+
+
+def pooled_ratio(counts: Sequence[tuple[float, float]], draws: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float, float, float]:
+    """(Σ hits / Σ total, lo, hi, Σ total) over per-group (hits, total) counts, the
+    interval a bootstrap that resamples groups whole; NaNs where the total is 0."""
     import numpy as np
 
-    counts = np.array([concordance(problem) for problem in problems], dtype=float).reshape(-1, 2)
-    won, pairs = counts.sum(axis=0) if len(counts) else (0.0, 0.0)
-    if not pairs:
-        return {"auc": float("nan"), "lo": float("nan"), "hi": float("nan"), "pairs": 0}
-    draws_ = (weights @ counts for weights in group_weights([1] * len(counts), draws, seed))  # a problem per group
+    counts = np.array(counts, dtype=float).reshape(-1, 2)
+    hits, total = counts.sum(axis=0) if len(counts) else (0.0, 0.0)
+    if not total:
+        return float("nan"), float("nan"), float("nan"), 0.0
+    draws_ = (weights @ counts for weights in group_weights([1] * len(counts), draws, seed))  # a group per row
     lo, hi = _quantiles([w / n if n else float("nan") for w, n in draws_], level)
-    return {"auc": float(won / pairs), "lo": lo, "hi": hi, "pairs": int(pairs)}
+    return float(hits / total), lo, hi, float(total)
 
 
 def concordance(strata: Sequence[Sequence[tuple[float, bool]]]) -> tuple[float, int]:
