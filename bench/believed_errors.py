@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import resource
 import sys
 import time
@@ -79,22 +78,12 @@ def encode(tokenizer, prompt: str, steps: list[str]) -> tuple[list[int], list[li
 def argmax_gaps(model, tokenizer, encoded, batch_size: int) -> list[list[float | None]]:
     """Per candidate, per step: Σ over its number's tokens of log p(written) − max log p
     (0 when the policy would write the same number; None for a step without one)."""
-    import torch
-
-    from searchlearn.reward.prm import length_batches, pad_batch, pad_token_id
-
-    out: list = [None] * len(encoded)
-    batches = length_batches([len(ids) for ids, _ in encoded], batch_size)
-    for b, idx in enumerate(batches):
-        ids, mask = pad_batch([encoded[i][0] for i in idx], pad_token_id(tokenizer))
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-            lp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+    def summarize(idx, ids, lp):
         gap = lp.gather(-1, ids[:, 1:, None])[..., 0] - lp[:, :-1].max(-1).values  # token t+1's, at column t
-        for row, i in enumerate(idx):
-            out[i] = [float(gap[row, [t - 1 for t in span]].sum()) if span else None for span in encoded[i][1]]
-        if b % 20 == 0:
-            policy_confidence.log(f"batch {b + 1}/{len(batches)}")
-    return out
+        return [[float(gap[row, [t - 1 for t in span]].sum()) if span else None for span in encoded[i][1]]
+                for row, i in enumerate(idx)]
+
+    return policy_confidence.teacher_forced(model, tokenizer, [ids for ids, _ in encoded], batch_size, summarize)
 
 
 def first_wrong(c: dict) -> int | None:
@@ -117,17 +106,15 @@ def believed(gap: float | None) -> bool:
 
 
 def rate(per_problem: list[tuple[int, int]], draws: int, seed: int = 0) -> dict:
-    """hits / total pooled over problems, with a 95 % bootstrap interval resampling problems."""
-    hits, total = (sum(x[i] for x in per_problem) for i in (0, 1))
-    rng, n, stats = random.Random(seed), len(per_problem), []
-    for _ in range(draws):
-        sample = [per_problem[rng.randrange(n)] for _ in range(n)]
-        h, t = sum(x[0] for x in sample), sum(x[1] for x in sample)
-        if t:
-            stats.append(h / t)
-    stats.sort()
-    ci = [round(stats[int(0.025 * len(stats))], 4), round(stats[int(0.975 * len(stats)) - 1], 4)] if stats else None
-    return {"rate": round(hits / total, 4) if total else None, "ci95": ci, "hits": hits, "of": total}
+    """hits / total pooled over problems, with a 95 % bootstrap interval resampling
+    problems (quality.pooled_ratio, as the candidate AUC's)."""
+    from searchlearn.reward.quality import pooled_ratio
+
+    hits = sum(h for h, _ in per_problem)
+    value, lo, hi, total = pooled_ratio(per_problem, draws, seed)
+    if not total:
+        return {"rate": None, "ci95": None, "hits": hits, "of": 0}
+    return {"rate": round(value, 4), "ci95": [round(lo, 4), round(hi, 4)], "hits": hits, "of": int(total)}
 
 
 def step_rates(rows: list[dict], draws: int) -> dict:

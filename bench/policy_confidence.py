@@ -120,29 +120,43 @@ def encode(tokenizer, prompt: str, steps: list[str]) -> tuple[list[int], int, li
     return ids, start, ends
 
 
-def step_log_probs(model, tokenizer, encoded, batch_size: int) -> list[list[tuple[float, int, float]]]:
-    """Per candidate, per step: (sum of its tokens' log-probs under the policy, its
-    token count, its least likely token's log-prob). Batched longest first, bf16 on CPU."""
+def teacher_forced(model, tokenizer, seqs: list[list[int]], batch_size: int, summarize) -> list:
+    """One forward pass of the policy over token sequences, batched longest first, bf16
+    on CPU: `summarize(indices, ids, log_probs)` turns a batch (the sequences' indices,
+    the padded (B, T) ids and their (B, T, V) next-token log-probs, fp32) into one value
+    per row; the values come back in the order of `seqs`."""
     import torch
 
     from searchlearn.reward.prm import length_batches, pad_batch, pad_token_id
 
-    out: list = [None] * len(encoded)
+    out: list = [None] * len(seqs)
     pad = pad_token_id(tokenizer)
-    batches = length_batches([len(ids) for ids, _, _ in encoded], batch_size)
+    batches = length_batches([len(ids) for ids in seqs], batch_size)
     for b, idx in enumerate(batches):
-        ids, mask = pad_batch([encoded[i][0] for i in idx], pad)
+        ids, mask = pad_batch([seqs[i] for i in idx], pad)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             logits = model(input_ids=ids, attention_mask=mask).logits
-        token_lp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
-        for row, i in enumerate(idx):
-            _, start, ends = encoded[i]
-            bounds = [start, *ends]
-            out[i] = [(float(token_lp[row, a - 1:e - 1].sum()), e - a,
-                       float(token_lp[row, a - 1:e - 1].min()) if e > a else 0.0) for a, e in zip(bounds, bounds[1:])]
+        for i, value in zip(idx, summarize(idx, ids, torch.log_softmax(logits.float(), -1))):
+            out[i] = value
         if b % 20 == 0:
             log(f"batch {b + 1}/{len(batches)}")
     return out
+
+
+def step_log_probs(model, tokenizer, encoded, batch_size: int) -> list[list[tuple[float, int, float]]]:
+    """Per candidate, per step: (sum of its tokens' log-probs under the policy, its
+    token count, its least likely token's log-prob)."""
+    def summarize(idx, ids, lp):
+        token_lp = lp[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+        rows = []
+        for row, i in enumerate(idx):
+            _, start, ends = encoded[i]
+            bounds = [start, *ends]
+            spans = [token_lp[row, a - 1:e - 1] for a, e in zip(bounds, bounds[1:])]
+            rows.append([(float(t.sum()), len(t), float(t.min()) if len(t) else 0.0) for t in spans])
+        return rows
+
+    return teacher_forced(model, tokenizer, [ids for ids, _, _ in encoded], batch_size, summarize)
 
 
 def confidence_values(step_lp: list[tuple[float, int, float]]) -> list[float]:
@@ -161,26 +175,20 @@ def measures(rows: list[dict], values, how: str, ns, draws: int, temperatures=()
     """Candidate AUC, matched and pooled step AUC vs the oracle, and best-of-N vs majority
     for one scorer: `values(candidate) -> step values`, aggregated by `how`."""
     from searchlearn.evaluation import _candidate_auc, _oracle_auc
-    from searchlearn.reward.base import aggregate
-    from searchlearn.search.base import Candidate
     from searchlearn.search.selection import select_best, select_majority, select_weighted
 
     # the rerank stage's own measures, on the saved candidates
     cands = [r["candidates"] for r in rows]
     scores = [[values(c) for c in cs] for cs in cands]
-    pools = [[Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(v, how)) for c, v in zip(cs, vs)]
-             for cs, vs in zip(cands, scores)]
+    pools = scored_pools(rows, scores, how)
     cand, steps = _candidate_auc(pools, scores, how, ""), _oracle_auc(cands, scores, "")
     out = {"candidate_auc": _auc(cand, "candidate_auc"),
            "step_auc_oracle": {"auc": steps.get("step_auc_oracle"),
                                "ci95": [steps.get("step_auc_oracle_lo"), steps.get("step_auc_oracle_hi")]},
            "step_auc_oracle_matched": _auc(steps, "step_auc_oracle_matched"), "bon": {}}
     for n in ns:
-        outcome = {"majority": [], "weighted": [], "best": []}
-        for pool in (p[:n] for p in pools):  # a pool at size n: its first n candidates
-            outcome["majority"].append(int(bool(pool[select_majority(pool)].correct)))
-            outcome["weighted"].append(int(bool(pool[select_weighted(pool)].correct)))
-            outcome["best"].append(int(bool(pool[select_best(pool)].correct)))
+        outcome = {m: vote(pools, n, select) for m, select in
+                   (("majority", select_majority), ("weighted", select_weighted), ("best", select_best))}
         k = len(rows)
         out["bon"][f"n{n}"] = {
             m: {"acc": sum(v) / k, "ci95": interval(sum(v) / k, k),
@@ -191,18 +199,27 @@ def measures(rows: list[dict], values, how: str, ns, draws: int, temperatures=()
     return out
 
 
-def weighted_outcomes(rows: list[dict], values, how: str, n: int) -> list[int]:
-    """Per problem, 1 if the weighted vote over its first n candidates is right."""
+def scored_pools(rows: list[dict], scores, how: str) -> list[list]:
+    """Each problem's candidates as search Candidates, scored by their step values
+    (`scores`, per problem per candidate) aggregated by `how`."""
     from searchlearn.reward.base import aggregate
     from searchlearn.search.base import Candidate
+
+    return [[Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(v, how))
+             for c, v in zip(r["candidates"], vs)] for r, vs in zip(rows, scores)]
+
+
+def vote(pools: list[list], n: int, select) -> list[int]:
+    """Per problem, 1 if `select` picks a right candidate among the pool's first n
+    (a pool at size n, as the rerank stage cuts it)."""
+    return [int(bool(pool[select(pool)].correct)) for pool in (p[:n] for p in pools)]
+
+
+def weighted_outcomes(rows: list[dict], values, how: str, n: int) -> list[int]:
+    """Per problem, 1 if the weighted vote over its first n candidates is right."""
     from searchlearn.search.selection import select_weighted
 
-    out = []
-    for r in rows:
-        pool = [Candidate("", c["tokens"], c["answer"], c["correct"], aggregate(values(c), how))
-                for c in r["candidates"][:n]]
-        out.append(int(bool(pool[select_weighted(pool)].correct)))
-    return out
+    return vote(scored_pools(rows, [[values(c) for c in r["candidates"]] for r in rows], how), n, select_weighted)
 
 
 def tempered_vote(pools, n: int, temperature: float) -> float:
@@ -221,8 +238,7 @@ def tempered_vote(pools, n: int, temperature: float) -> float:
         top = max(logit(c) for c in pool)
         return [replace(c, score=math.exp((logit(c) - top) / temperature)) for c in pool]
 
-    chosen = [pool[select_weighted(tempered(pool))] for pool in (p[:n] for p in pools)]
-    return sum(bool(c.correct) for c in chosen) / len(pools)
+    return sum(vote([tempered(p[:n]) for p in pools], n, select_weighted)) / len(pools)
 
 
 def scorers(rows: list[dict], with_policy: bool = True, step_check: str = "none") -> dict:
@@ -348,12 +364,11 @@ def main(argv=None) -> int:
         f"{a}_minus_{b}": paired_candidate_auc_difference(rows, table[a], table[b], args.bootstrap) for a, b in pairs}
     report["step_auc_oracle_differences"] = {  # --against's: the issue's pooled measure, paired
         f"{a}_minus_{b}": paired_step_auc_difference(rows, table[a], table[b]) for a, b in pairs if a in args.against}
-    n = max(args.ns)
+    n, against = max(args.ns), [(a, b) for a, b in pairs if a in args.against]
+    outcomes = {name: weighted_outcomes(rows, *table[name], n) for pair in against for name in pair}
     report[f"weighted_bon{n}_differences"] = {  # --against's weighted vote, paired over problems
-        f"{a}_minus_{b}": bootstrap_diff([x - y for x, y in zip(weighted_outcomes(rows, *table[a], n),
-                                                                 weighted_outcomes(rows, *table[b], n))],
-                                         args.bootstrap)
-        for a, b in pairs if a in args.against}
+        f"{a}_minus_{b}": bootstrap_diff([x - y for x, y in zip(outcomes[a], outcomes[b])], args.bootstrap)
+        for a, b in against}
     report["seconds"] = round(time.perf_counter() - start, 1)
     report["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

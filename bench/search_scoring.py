@@ -31,9 +31,11 @@ from prm_quickstart import latest  # noqa: E402
 
 def shard_summary(out_dir: Path) -> dict:
     """A search shard's seconds (from its stage metadata) and its candidates' figures."""
+    from searchlearn.stages.common import read_stage_meta
+
     rows = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
     cands = [c for r in rows for c in r["candidates"]]
-    return {"dir": str(out_dir), "seconds": json.loads((out_dir / "stage.json").read_text())["seconds"],
+    return {"dir": str(out_dir), "seconds": read_stage_meta(out_dir)["seconds"],
             "problems": len(rows), "candidates": len(cands), "solve_rate": sum(c["correct"] for c in cands) / len(cands),
             "tokens": sum(c["num_tokens"] for c in cands), "scored": sum(c.get("score") is not None for c in cands),
             "texts": [[c["text"] for c in r["candidates"]] for r in rows]}
